@@ -1,0 +1,1 @@
+"""Pure logic: call correlation, missed calls, backoff, clocks. No Qt, no sockets, no threads."""

@@ -1,0 +1,28 @@
+"""Shared fixtures: offscreen Qt, system-tool requirements, the real mock backend on port 0."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+# Qt renders offscreen unless a test brings its own display (the tray tests under Xvfb do).
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+if TYPE_CHECKING:
+    from tapi_agent.mock.server import MockServer
+
+
+@pytest.fixture
+def mock_server() -> Iterator[MockServer]:
+    """The real mock backend on a free loopback port, short heartbeat, stopped afterwards."""
+    from tapi_agent.mock.server import MockServer
+
+    server = MockServer(port=0, heartbeat_ms=2000)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
