@@ -1,0 +1,57 @@
+"""What the stream and the API client need from a signed-in session: access tokens.
+
+`TokenSource` is implemented by the Reapit Connect session (`net/auth.py`) and, for the demo and
+tests, by `CallableTokenSource`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+
+class SessionGone(Exception):
+    """The session cannot give tokens any more (refresh refused, signed out): sign in again."""
+
+
+class TokenSource(Protocol):
+    """Gives access tokens for the signed-in negotiator."""
+
+    async def access_token(self) -> str:
+        """A currently valid access token (refreshed first when it is about to expire)."""
+        ...
+
+    async def refresh(self) -> str:
+        """Force a refresh and return the new token; raise SessionGone if the session is gone."""
+        ...
+
+    def expires_at(self) -> float | None:
+        """When the current access token expires (epoch seconds), or None if unknown."""
+        ...
+
+
+class CallableTokenSource:
+    """A TokenSource backed by a function that mints a token (the demo's embedded backend)."""
+
+    def __init__(
+        self, mint: Callable[[], Awaitable[tuple[str, float]]], *, margin_s: float = 30.0
+    ) -> None:
+        self._mint = mint
+        self._margin = margin_s
+        self._token: str | None = None
+        self._expires: float | None = None
+
+    async def access_token(self) -> str:
+        if self._token is None or (
+            self._expires is not None and self._expires - self._margin < time.time()
+        ):
+            return await self.refresh()
+        return self._token
+
+    async def refresh(self) -> str:
+        self._token, self._expires = await self._mint()
+        return self._token
+
+    def expires_at(self) -> float | None:
+        return self._expires
