@@ -1,0 +1,499 @@
+"""Settings: declared keys, the layers they come from, validation, and the agent's paths.
+
+Layers, later wins (DESIGN.md section 8):
+
+1. built-in defaults (`SETTINGS`),
+2. machine-wide: the TOML file in `site_config_dir` and, on Windows, the values the MSI writes to
+   `HKLM\\SOFTWARE\\TapiAgent` (installer properties such as SERVER_URL),
+3. Windows policy: `HKLM\\SOFTWARE\\Policies\\TapiAgent`. A value set by policy is *locked*, as
+   Windows policies are: no later layer can change it. The machine file can lock its own keys too
+   with a top-level `locked = ["server.url", ...]`.
+4. the user's TOML file in `user_config_dir` (or `--config FILE`),
+5. environment variables `TAPI_AGENT_<KEY>` (`server.url` -> `TAPI_AGENT_SERVER_URL`),
+6. the command line (`--server`).
+
+A bad value never stops the agent: it is reported as a `ConfigError` naming the file, the key and
+what is allowed, and the value from the layer below (the last good one) is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from zoneinfo import available_timezones
+
+APP_NAME = "TapiAgent"
+APP_AUTHOR = "TapiAgent"
+POLICY_KEY = r"SOFTWARE\Policies\TapiAgent"
+MACHINE_KEY = r"SOFTWARE\TapiAgent"
+ENV_PREFIX = "TAPI_AGENT_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting: its key, type, default, what is allowed and its policy value name."""
+
+    key: str
+    type: type
+    default: Any
+    description: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    policy: str | None = None  # value name under HKLM\SOFTWARE\Policies\TapiAgent (None: no policy)
+    pattern: str | None = None  # regex a string must match (described by `allowed`)
+    allowed: str | None = None  # human text of what is allowed, when not derivable
+
+    @property
+    def env_var(self) -> str:
+        return ENV_PREFIX + self.key.upper().replace(".", "_")
+
+    def describe_allowed(self) -> str:
+        if self.allowed:
+            return self.allowed
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        if self.type is bool:
+            return "true or false"
+        if self.type in (int, float):
+            kind = "a whole number" if self.type is int else "a number"
+            if self.minimum is not None and self.maximum is not None:
+                return f"{kind} from {_num(self.minimum)} to {_num(self.maximum)}"
+            return kind
+        if self.type is dict:
+            return "a table of strings"
+        return "a string"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def _tz_ok(value: str) -> bool:
+    return value in _timezones()
+
+
+_TZ_CACHE: set[str] = set()
+
+
+def _timezones() -> set[str]:
+    if not _TZ_CACHE:
+        _TZ_CACHE.update(available_timezones())
+    return _TZ_CACHE
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server.url", str, "http://127.0.0.1:8765",
+            "Origin of the notifications backend (https:// for anything but this PC)",
+            policy="ServerUrl", pattern=r"^https?://[^\s/]+(:\d+)?/?$",
+            allowed="an http:// or https:// origin such as https://notifications.example.com"),
+    Setting("auth.issuer", str, "",
+            "Reapit Connect origin for sign-in; empty means the same as server.url",
+            policy="AuthIssuer", pattern=r"^(|https?://[^\s/]+(:\d+)?/?)$",
+            allowed="empty, or an http:// or https:// origin"),
+    Setting("auth.client_id", str, "tapi-agent", "OAuth client id registered with Reapit Connect",
+            policy="ClientId", pattern=r"^[A-Za-z0-9._-]{1,128}$",
+            allowed="letters, digits, '.', '_' or '-' (1 to 128)"),
+    Setting("auth.redirect_port", int, 52173,
+            "Loopback port of the sign-in redirect (registered with Reapit Connect)",
+            minimum=1024, maximum=65535, policy="RedirectPort"),
+    Setting("stream.product", str, "AgencyCloud", "Product whose notifications this agent shows",
+            policy="Product", pattern=r"^[A-Za-z0-9]{1,64}$", allowed="a product name such as "
+            "AgencyCloud"),
+    Setting("calls.region", str, "GB", "Region for formatting phone numbers (ISO 3166 code)",
+            policy="Region", pattern=r"^[A-Z]{2}$", allowed="a two-letter region code such as GB"),
+    Setting("calls.timezone", str, "Europe/London",
+            "Time zone of payload times that carry none", policy="TimeZone",
+            allowed="an IANA time zone name such as Europe/London"),
+    Setting("calls.ring_timeout_s", float, 60.0,
+            "Seconds a ringing pop stays without any follow-up event", minimum=5, maximum=600,
+            policy="RingTimeoutSeconds"),
+    Setting("calls.answered_elsewhere_close_s", float, 3.0,
+            "Seconds 'Answered by <name>' stays before the pop closes", minimum=0, maximum=60,
+            policy="AnsweredElsewhereCloseSeconds"),
+    Setting("calls.linger_s", float, 5.0, "Seconds an ended call's pop stays", minimum=0,
+            maximum=60, policy="LingerSeconds"),
+    Setting("calls.stale_after_s", float, 90.0,
+            "Events older than this go to history instead of popping", minimum=10, maximum=3600,
+            policy="StaleAfterSeconds"),
+    Setting("calls.open_record", str, "off", "Open the caller's record automatically",
+            choices=("off", "ring", "answer"), policy="OpenRecord"),
+    Setting("calls.lines", dict, {},
+            "Friendly names of dialled numbers, e.g. {\"01234 567890\" = \"Sales line\"}"),
+    Setting("popup.corner", str, "bottom-right", "Screen corner where pops stack",
+            choices=("bottom-right", "bottom-left", "top-right", "top-left"),
+            policy="PopupCorner"),
+    Setting("popup.screen", str, "tray", "Screen for pops: the tray's, the primary, or a number",
+            policy="PopupScreen", pattern=r"^(tray|primary|[1-9])$",
+            allowed="tray, primary, or a screen number from 1 to 9"),
+    Setting("popup.max_stacked", int, 3, "Pops shown at once before '+N more'", minimum=1,
+            maximum=10, policy="MaxStackedPops"),
+    Setting("missed.poll_interval_s", int, 60, "Seconds between checks for missed calls",
+            minimum=15, maximum=3600, policy="MissedPollSeconds"),
+    Setting("app.autostart", bool, True, "Start the agent when the user signs in to Windows",
+            policy="AutoStart"),
+    Setting("app.do_not_disturb", bool, False, "Do not show pops (calls still go to history)"),
+    Setting("network.proxy", str, "system",
+            "Proxy for the backend: system settings, none, or a proxy URL", policy="Proxy",
+            pattern=r"^(system|none|https?://\S+|socks5h?://\S+)$",
+            allowed="system, none, or a proxy URL such as http://proxy.example.com:8080"),
+    Setting("log.level", str, "INFO", "How much the agent logs",
+            choices=("DEBUG", "INFO", "WARNING", "ERROR"), policy="LogLevel"),
+)
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+
+
+def policy_settings() -> dict[str, Setting]:
+    """Settings that Windows policy can set, by their registry value name."""
+    return {s.policy: s for s in SETTINGS if s.policy}
+
+
+@dataclass(frozen=True)
+class ConfigError:
+    """A bad setting: where it came from, which key, and what is allowed."""
+
+    source: str
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.key}: {self.message}"
+
+
+class InvalidValue(ValueError):
+    """A value that does not fit its setting."""
+
+
+def coerce(setting: Setting, value: Any, *, from_text: bool = False) -> Any:
+    """Check `value` against `setting` and return it typed; raise InvalidValue saying why.
+
+    `from_text` values (environment, command line, registry strings) are parsed from strings.
+    """
+    allowed = setting.describe_allowed()
+    bad = InvalidValue(f"{value!r} is not allowed; expected {allowed}")
+    t = setting.type
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):  # REG_DWORD 0/1
+            return bool(value)
+        if from_text and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise bad
+    if t in (int, float):
+        number: float
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int | float):
+            number = value
+        elif from_text and isinstance(value, str):
+            try:
+                number = float(value.strip()) if t is float else int(value.strip())
+            except ValueError:
+                raise bad from None
+        else:
+            raise bad
+        if t is int and isinstance(number, float):
+            if not number.is_integer():
+                raise bad
+            number = int(number)
+        if isinstance(number, float) and not math.isfinite(number):
+            raise bad
+        if setting.minimum is not None and number < setting.minimum:
+            raise bad
+        if setting.maximum is not None and number > setting.maximum:
+            raise bad
+        return t(number)
+    if t is dict:
+        if isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            return dict(value)
+        raise bad
+    if not isinstance(value, str):
+        raise bad
+    value = value.strip()
+    if setting.choices:
+        match = {c.lower(): c for c in setting.choices}.get(value.lower())
+        if match is None:
+            raise bad
+        return match
+    if setting.pattern and not re.fullmatch(setting.pattern, value):
+        raise bad
+    if setting.key == "calls.timezone" and not _tz_ok(value):
+        raise bad
+    return value
+
+
+class RegistryReader(Protocol):
+    """Reads the values of one HKLM key: name -> str (REG_SZ) or int (REG_DWORD)."""
+
+    def read_values(self, key_path: str) -> dict[str, str | int]:
+        """All values of HKLM\\`key_path`; an empty dict when the key does not exist."""
+        ...
+
+
+class WindowsRegistry:
+    """The real HKLM reader (Windows only; reads the 64-bit view)."""
+
+    def read_values(self, key_path: str) -> dict[str, str | int]:
+        import winreg  # type: ignore[import-not-found,unused-ignore]
+
+        out: dict[str, str | int] = {}
+        try:
+            key = winreg.OpenKey(  # type: ignore[attr-defined,unused-ignore]
+                winreg.HKEY_LOCAL_MACHINE,  # type: ignore[attr-defined,unused-ignore]
+                key_path,
+                0,
+                winreg.KEY_READ | winreg.KEY_WOW64_64KEY,  # type: ignore[attr-defined,unused-ignore]
+            )
+        except OSError:
+            return out
+        with key:
+            i = 0
+            while True:
+                try:
+                    name, data, kind = winreg.EnumValue(key, i)  # type: ignore[attr-defined,unused-ignore]
+                except OSError:
+                    break
+                i += 1
+                if kind in (winreg.REG_SZ, winreg.REG_EXPAND_SZ):  # type: ignore[attr-defined,unused-ignore]
+                    out[name] = str(data)
+                elif kind == winreg.REG_DWORD:  # type: ignore[attr-defined,unused-ignore]
+                    out[name] = int(data)
+        return out
+
+
+class MemoryRegistry:
+    """An in-memory HKLM for tests, with the registry's rules: value names are
+    case-insensitive, REG_SZ strings and REG_DWORD unsigned 32-bit numbers only."""
+
+    def __init__(self, keys: Mapping[str, Mapping[str, str | int]] | None = None) -> None:
+        self._keys: dict[str, dict[str, tuple[str, str | int]]] = {}
+        for path, values in (keys or {}).items():
+            for name, value in values.items():
+                self.set_value(path, name, value)
+
+    def set_value(self, key_path: str, name: str, value: str | int) -> None:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise TypeError("registry values are REG_SZ (str) or REG_DWORD (int)")
+        if isinstance(value, int) and not 0 <= value <= 0xFFFFFFFF:
+            raise ValueError("REG_DWORD holds 0..4294967295")
+        self._keys.setdefault(key_path.lower(), {})[name.lower()] = (name, value)
+
+    def read_values(self, key_path: str) -> dict[str, str | int]:
+        return {n: v for n, v in self._keys.get(key_path.lower(), {}).values()}
+
+
+def default_registry() -> RegistryReader | None:
+    """The real registry on Windows, None elsewhere."""
+    return WindowsRegistry() if sys.platform == "win32" else None
+
+
+@dataclass
+class Settings:
+    """Resolved settings with where each value came from, which keys are locked, and errors."""
+
+    values: dict[str, Any]
+    sources: dict[str, str] = field(default_factory=dict)
+    locked: set[str] = field(default_factory=set)
+    errors: list[ConfigError] = field(default_factory=list)
+    user_file: Path | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def is_locked(self, key: str) -> bool:
+        return key in self.locked
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where the agent keeps its files (platformdirs)."""
+
+    machine_config: Path
+    user_config: Path
+    data_dir: Path
+    log_dir: Path
+
+    @classmethod
+    def default(cls) -> Paths:
+        import platformdirs
+
+        return cls(
+            machine_config=Path(platformdirs.site_config_dir(APP_NAME, APP_AUTHOR))
+            / "config.toml",
+            user_config=Path(platformdirs.user_config_dir(APP_NAME, APP_AUTHOR)) / "config.toml",
+            data_dir=Path(platformdirs.user_data_dir(APP_NAME, APP_AUTHOR)),
+            log_dir=Path(platformdirs.user_log_dir(APP_NAME, APP_AUTHOR)),
+        )
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and key not in BY_KEY:
+            yield from _flatten(v, key + ".")
+        else:
+            yield key, v
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], list[ConfigError]]:
+    """Flat `{key: value}` from a TOML settings file; a missing file is empty, a broken one is
+    an error."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}, []
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, [ConfigError(str(path), "(file)", f"cannot be read as TOML: {exc}")]
+    return dict(_flatten(data)), []
+
+
+class _Resolver:
+    def __init__(self) -> None:
+        self.values = {s.key: s.default for s in SETTINGS}
+        self.sources = {s.key: "default" for s in SETTINGS}
+        self.locked: set[str] = set()
+        self.errors: list[ConfigError] = []
+
+    def layer(self, source: str, items: Iterable[tuple[str, Any]], *, from_text: bool,
+              lock: bool = False) -> None:
+        for key, raw in items:
+            setting = BY_KEY.get(key)
+            if setting is None:
+                self.errors.append(ConfigError(source, key, "is not a known setting; known: "
+                                               + ", ".join(BY_KEY)))
+                continue
+            try:
+                value = coerce(setting, raw, from_text=from_text)
+            except InvalidValue as exc:
+                self.errors.append(ConfigError(source, key, str(exc)))
+                continue
+            if key in self.locked:
+                self.errors.append(ConfigError(
+                    source, key, f"is locked by your administrator ({self.sources[key]}); "
+                    "this value is ignored"))
+                continue
+            self.values[key] = value
+            self.sources[key] = source
+            if lock:
+                self.locked.add(key)
+
+
+def _registry_items(values: Mapping[str, str | int]) -> Iterable[tuple[str, Any]]:
+    by_name = {name.lower(): s for name, s in policy_settings().items()}
+    for name, value in values.items():
+        setting = by_name.get(name.lower())
+        yield (setting.key if setting else name), value
+
+
+def load_settings(
+    *,
+    machine_file: Path | None = None,
+    user_file: Path | None = None,
+    registry: RegistryReader | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every layer into `Settings`; bad values become `errors`, never exceptions."""
+    r = _Resolver()
+    if machine_file is not None:
+        data, errs = read_toml(machine_file)
+        r.errors.extend(errs)
+        locked = data.pop("locked", [])
+        r.layer(str(machine_file), data.items(), from_text=False)
+        if not isinstance(locked, list) or not all(isinstance(k, str) for k in locked):
+            r.errors.append(ConfigError(str(machine_file), "locked",
+                                        "must be a list of setting keys"))
+        else:
+            for key in locked:
+                if key in BY_KEY:
+                    r.locked.add(key)
+                else:
+                    r.errors.append(ConfigError(str(machine_file), "locked",
+                                                f"{key!r} is not a known setting"))
+    if registry is not None:
+        r.layer("HKLM\\" + MACHINE_KEY, _registry_items(registry.read_values(MACHINE_KEY)),
+                from_text=True)
+        r.layer("HKLM\\" + POLICY_KEY, _registry_items(registry.read_values(POLICY_KEY)),
+                from_text=True, lock=True)
+    if user_file is not None:
+        data, errs = read_toml(user_file)
+        r.errors.extend(errs)
+        r.layer(str(user_file), data.items(), from_text=False)
+    env = os.environ if environ is None else environ
+    env_items = [(s.key, env[s.env_var]) for s in SETTINGS if s.env_var in env]
+    r.layer("environment", env_items, from_text=True)
+    if cli:
+        r.layer("command line", cli.items(), from_text=True)
+    return Settings(r.values, r.sources, r.locked, r.errors, user_file)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def dump_toml(values: Mapping[str, Any]) -> str:
+    """TOML text for flat `{key: value}` settings, grouped in `[section]` tables."""
+    sections: dict[str, list[str]] = {}
+    for key in sorted(values):
+        value = values[key]
+        section, _, name = key.rpartition(".")
+        if isinstance(value, dict):
+            lines = sections.setdefault(key, [])
+            for k, v in sorted(value.items()):
+                lines.append(f"{_toml_value(str(k))} = {_toml_value(v)}")
+        else:
+            sections.setdefault(section, []).append(f"{name} = {_toml_value(value)}")
+    out: list[str] = []
+    for section, lines in sections.items():
+        out.append(f"[{section}]")
+        out.extend(lines)
+        out.append("")
+    return "\n".join(out)
+
+
+def save_user_settings(path: Path, changes: Mapping[str, Any]) -> list[ConfigError]:
+    """Merge `changes` into the user's TOML file after validating them; bad ones are returned
+    and not written. Keys set to None are removed (back to the layer below)."""
+    current, errors = read_toml(path)
+    if errors:
+        return errors
+    problems: list[ConfigError] = []
+    for key, value in changes.items():
+        setting = BY_KEY.get(key)
+        if setting is None:
+            problems.append(ConfigError(str(path), key, "is not a known setting"))
+            continue
+        if value is None:
+            current.pop(key, None)
+            continue
+        try:
+            current[key] = coerce(setting, value)
+        except InvalidValue as exc:
+            problems.append(ConfigError(str(path), key, str(exc)))
+    if not problems:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(dump_toml(current), encoding="utf-8")
+        os.replace(tmp, path)
+    return problems
