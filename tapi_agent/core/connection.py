@@ -1,0 +1,215 @@
+"""The stream connection's state machine and its continuity bookkeeping (pure, no sockets).
+
+`ConnectionMachine` decides the state shown in the tray and how long to wait before the next
+attempt; `Continuity` remembers the backend's epoch and the events already seen, so the stream
+client can resume after a drop and drop duplicates. Time comes in as `now` (monotonic seconds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tapi_agent.core.backoff import Backoff
+
+
+class ConnState(StrEnum):
+    """Where the stream connection is (DESIGN.md section 7, `connection.state`)."""
+
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    SUSPENDED = "suspended"
+    SIGNED_OUT = "signed_out"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ConnectionStatus:
+    """A snapshot for the tray: the state, the attempt number, the wait before the next try."""
+
+    state: ConnState
+    attempt: int
+    retry_in_ms: int | None
+    detail: str = ""
+
+
+def _seconds_text(delay_s: float) -> str:
+    return f"{max(1, math.ceil(delay_s))} s"
+
+
+class ConnectionMachine:
+    """Connection states and retry timing: instant retry, then backoff, then `suspended`.
+
+    The caller reports what happened (`attempting`, `connected`, `lost`, `failed`,
+    `signed_out`) and gets the new status back; `lost` also says how long to wait.
+    """
+
+    def __init__(self, backoff: Backoff | None = None) -> None:
+        self.backoff = backoff or Backoff()
+        self._status = ConnectionStatus(ConnState.DISCONNECTED, 0, None, "Not connected yet")
+        self._attempt = 0  # attempts since the last successful connection
+        self._quick_drops = 0  # consecutive connections that died before being stable
+        self._connected_at: float | None = None
+        self._offline_since: float | None = None
+
+    @property
+    def status(self) -> ConnectionStatus:
+        """The current status."""
+        return self._status
+
+    @property
+    def retry_delay_s(self) -> float | None:
+        """Seconds to wait before the next attempt, as decided by the last `lost`."""
+        ms = self._status.retry_in_ms
+        return None if ms is None else ms / 1000.0
+
+    def attempting(self, now: float) -> ConnectionStatus:
+        """A connection attempt starts."""
+        if self._offline_since is None:
+            self._offline_since = now
+        self._attempt += 1
+        detail = "Connecting" if self._attempt <= 1 else f"Connecting (attempt {self._attempt})"
+        return self._set(ConnState.CONNECTING, self._attempt, None, detail)
+
+    def connected(self, now: float) -> ConnectionStatus:
+        """The backend welcomed us."""
+        self._attempt = 0
+        self._connected_at = now
+        self._offline_since = None
+        return self._set(ConnState.CONNECTED, 0, None, "Connected")
+
+    def lost(self, now: float, *, immediate: bool = False, reason: str = "") -> ConnectionStatus:
+        """The connection (or an attempt) ended; decide the wait before the next attempt.
+
+        `immediate` asks for an instant retry (backend restarting, token refreshed, wake from
+        sleep); it is granted unless connections keep dying young, which then back off.
+        """
+        if self._connected_at is not None:
+            lived = now - self._connected_at
+            self._quick_drops = self._quick_drops + 1 if lived < self.backoff.stable_after_s else 0
+            self._connected_at = None
+        if self._offline_since is None:
+            self._offline_since = now
+        offline_for = now - self._offline_since
+        upcoming = max(self._attempt + 1, self._quick_drops)
+        if immediate and self._quick_drops < 3:
+            delay, suspended = 0.0, False
+        else:
+            delay, suspended = self.backoff.delay(upcoming, offline_for)
+        prefix = f"Connection lost ({reason}). " if reason else ""
+        if suspended:
+            return self._set(
+                ConnState.SUSPENDED, self._attempt, round(delay * 1000),
+                f"{prefix}Offline, retrying in {_seconds_text(delay)}",
+            )
+        wait = "Reconnecting now" if delay <= 0 else f"Reconnecting in {_seconds_text(delay)}"
+        return self._set(ConnState.DISCONNECTED, self._attempt, round(delay * 1000), prefix + wait)
+
+    def failed(self, detail: str) -> ConnectionStatus:
+        """Retrying cannot help (forbidden, insecure URL): stop until the user acts."""
+        self._connected_at = None
+        return self._set(ConnState.FAILED, self._attempt, None, detail)
+
+    def signed_out(self, detail: str = "Signed out: sign in again") -> ConnectionStatus:
+        """The session is gone: no token, no connection, until the user signs in again."""
+        self._connected_at = None
+        return self._set(ConnState.SIGNED_OUT, self._attempt, None, detail)
+
+    def restart(self) -> None:
+        """Forget the attempt count (the user asked to try again after `failed`/`signed_out`)."""
+        self._attempt = 0
+        self._quick_drops = 0
+
+    def _set(
+        self, state: ConnState, attempt: int, retry_in_ms: int | None, detail: str
+    ) -> ConnectionStatus:
+        self._status = ConnectionStatus(state, attempt, retry_in_ms, detail)
+        return self._status
+
+
+class BoundedSet:
+    """A set that forgets its oldest members beyond `limit` (memory stays flat for months)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Hashable, None] = OrderedDict()
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, item: Hashable) -> None:
+        """Remember `item`, forgetting the oldest one when full."""
+        self._items[item] = None
+        self._items.move_to_end(item)
+        while len(self._items) > self.limit:
+            self._items.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class WelcomeOutcome:
+    """What to do after a `welcome`: resume from `resume_seq` (None: fresh) and/or resync."""
+
+    resume_seq: int | None
+    epoch_changed: bool
+    previous_epoch: str | None
+
+
+class Continuity:
+    """The backend epoch and the events seen: the resume point and the duplicate filter.
+
+    `last_seq` is a watermark: every seq up to it in the current epoch was seen. Resuming from
+    it can only cause redeliveries (dropped as duplicates), never a lost event, even when frames
+    arrive out of order. Events are deduplicated by (epoch, seq) and by (callId, subType).
+    """
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self.epoch: str | None = None
+        self.last_seq = 0
+        self._ahead: set[int] = set()  # seen seqs above the watermark, current epoch
+        self._calls = BoundedSet(limit)
+
+    def on_welcome(self, epoch: str) -> WelcomeOutcome:
+        """A connection was welcomed in `epoch`: resume if we know it, note when it changed."""
+        previous = self.epoch
+        if previous == epoch:
+            return WelcomeOutcome(self.last_seq, False, previous)
+        self.epoch = epoch
+        self.last_seq = 0
+        self._ahead.clear()
+        return WelcomeOutcome(None, previous is not None, previous)
+
+    def accept(self, epoch: str, seq: int, call_id: str | None, sub_type: str) -> bool:
+        """True when the event is new (and remember it); False for a duplicate."""
+        if epoch != self.epoch:
+            # Frames only come after the welcome that set the epoch; anything else is foreign.
+            return False
+        if seq <= self.last_seq or seq in self._ahead:
+            return False
+        self._ahead.add(seq)
+        self._advance()
+        if call_id is not None:
+            key = (call_id, sub_type)
+            if key in self._calls:
+                return False
+            self._calls.add(key)
+        return True
+
+    def _advance(self) -> None:
+        while self.last_seq + 1 in self._ahead:
+            self.last_seq += 1
+            self._ahead.discard(self.last_seq)
+        if len(self._ahead) > self.limit:
+            # A gap that never fills (we joined the epoch mid-way, or an event was acknowledged
+            # by another connection): jump the watermark to the oldest seq we hold so memory
+            # stays bounded. Reordering is never thousands of frames wide.
+            self.last_seq = min(self._ahead)
+            self._ahead.discard(self.last_seq)
+            self._advance()

@@ -1,0 +1,172 @@
+"""Connection state machine and continuity bookkeeping (pure)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tapi_agent.core.backoff import Backoff
+from tapi_agent.core.connection import (
+    BoundedSet,
+    ConnectionMachine,
+    ConnState,
+    Continuity,
+)
+
+
+def machine() -> ConnectionMachine:
+    return ConnectionMachine(Backoff(jitter=0.0))
+
+
+def test_unexpected_drop_retries_at_once_then_backs_off_1_2_4() -> None:
+    m = machine()
+    m.attempting(0.0)
+    m.connected(1.0)
+    first = m.lost(100.0)
+    assert (first.state, first.retry_in_ms) == (ConnState.DISCONNECTED, 0)
+    delays = []
+    now = 100.0
+    for _ in range(4):
+        m.attempting(now)
+        status = m.lost(now)
+        delays.append(status.retry_in_ms)
+        now += 0.1
+    assert delays == [1000, 2000, 4000, 8000]
+    assert m.status.detail.endswith("Reconnecting in 8 s")
+
+
+def test_two_minutes_without_a_connection_is_suspended_with_thirty_second_retries() -> None:
+    m = machine()
+    m.attempting(0.0)
+    m.connected(0.0)
+    m.lost(10.0)
+    now = 10.0
+    while m.status.state is not ConnState.SUSPENDED:
+        m.attempting(now)
+        now += 20.0
+        m.lost(now)
+    assert now - 10.0 >= 120.0
+    assert m.status.retry_in_ms == 30_000
+    assert "Offline" in m.status.detail
+
+
+def test_connected_resets_the_attempt_counter() -> None:
+    m = machine()
+    for t in range(5):
+        m.attempting(float(t))
+        m.lost(float(t))
+    assert m.status.attempt == 5
+    assert m.connected(10.0).attempt == 0
+    assert m.attempting(20.0).attempt == 1
+
+
+def test_immediate_reasons_skip_the_backoff() -> None:
+    m = machine()
+    for t in range(4):
+        m.attempting(float(t))
+        m.lost(float(t))
+    assert m.lost(5.0, immediate=True, reason="woke from sleep").retry_in_ms == 0
+
+
+def test_connections_that_keep_dying_young_stop_getting_instant_retries() -> None:
+    m = machine()
+    delays = []
+    now = 0.0
+    for _ in range(5):
+        m.attempting(now)
+        m.connected(now)
+        now += 0.5  # shorter than stable_after_s
+        delays.append(m.lost(now, immediate=True).retry_in_ms)
+    assert delays[:2] == [0, 0]
+    assert all(d and d > 0 for d in delays[2:])
+    assert delays[2:] == sorted(delays[2:])
+
+
+def test_failed_and_signed_out_stop_the_clock() -> None:
+    m = machine()
+    m.attempting(0.0)
+    failed = m.failed("Forbidden: this negotiator may not receive notifications")
+    assert (failed.state, failed.retry_in_ms) == (ConnState.FAILED, None)
+    assert failed.detail.startswith("Forbidden")
+    assert m.signed_out().state is ConnState.SIGNED_OUT
+
+
+def test_first_welcome_starts_fresh_and_same_epoch_resumes_from_the_watermark() -> None:
+    c = Continuity()
+    first = c.on_welcome("e1")
+    assert (first.resume_seq, first.epoch_changed) == (None, False)
+    for seq in (1, 2, 3):
+        assert c.accept("e1", seq, f"call{seq}", "incomingCall")
+    again = c.on_welcome("e1")
+    assert (again.resume_seq, again.epoch_changed) == (3, False)
+
+
+def test_new_epoch_is_reported_and_restarts_the_sequence() -> None:
+    c = Continuity()
+    c.on_welcome("e1")
+    assert c.accept("e1", 7, "a", "incomingCall")
+    outcome = c.on_welcome("e2")
+    assert (outcome.resume_seq, outcome.epoch_changed, outcome.previous_epoch) == (
+        None, True, "e1",
+    )
+    assert c.accept("e2", 1, "b", "incomingCall")
+    assert c.last_seq == 1
+
+
+def test_duplicates_by_seq_and_by_call_and_subtype_are_dropped() -> None:
+    c = Continuity()
+    c.on_welcome("e1")
+    assert c.accept("e1", 1, "call", "incomingCall")
+    assert not c.accept("e1", 1, "call", "incomingCall")
+    assert not c.accept("e1", 2, "call", "incomingCall")  # same call re-sent with a new seq
+    assert c.accept("e1", 3, "call", "answeredCall")
+    assert c.accept("e1", 4, None, "incomingCall")
+    assert c.accept("e1", 5, None, "incomingCall")  # no id: only the seq dedupes
+    c.on_welcome("e2")
+    assert not c.accept("e2", 1, "call", "incomingCall")  # same call across a backend restart
+
+
+def test_watermark_never_passes_a_gap_so_a_resume_cannot_lose_the_missing_event() -> None:
+    c = Continuity()
+    c.on_welcome("e1")
+    for seq in (1, 2, 4, 5):
+        c.accept("e1", seq, None, "incomingCall")
+    assert c.on_welcome("e1").resume_seq == 2
+    assert c.accept("e1", 3, None, "incomingCall")
+    assert c.last_seq == 5
+    assert not c.accept("e1", 4, None, "incomingCall")
+
+
+def test_frames_for_another_epoch_than_the_welcome_are_refused() -> None:
+    c = Continuity()
+    c.on_welcome("e1")
+    assert not c.accept("old", 1, None, "incomingCall")
+
+
+@given(st.permutations(list(range(1, 60))), st.integers(min_value=0, max_value=3))
+def test_any_arrival_order_with_repeats_accepts_each_seq_exactly_once(
+    order: list[int], repeats: int
+) -> None:
+    c = Continuity()
+    c.on_welcome("e")
+    accepted = [s for s in order + order[: repeats * 5] if c.accept("e", s, None, "x")]
+    assert sorted(accepted) == list(range(1, 60))
+    assert c.last_seq == 59
+
+
+def test_memory_stays_bounded_when_a_gap_never_fills() -> None:
+    c = Continuity(limit=100)
+    c.on_welcome("e")
+    for seq in range(500, 5000):
+        assert c.accept("e", seq, f"c{seq}", "incomingCall")
+    assert len(c._ahead) <= 100
+    assert len(c._calls) <= 100
+    assert c.last_seq >= 4899 - 100
+
+
+def test_bounded_set_forgets_the_oldest() -> None:
+    s = BoundedSet(3)
+    for item in "abcd":
+        s.add(item)
+    assert "a" not in s
+    assert all(x in s for x in "bcd")
