@@ -1,0 +1,649 @@
+"""Composition root: command line, settings, the worker thread, and the wiring of net <-> ui.
+
+Start-up in named steps (`main` -> `run_gui` -> `Agent.start`). `ui` and `net` never import each
+other: everything that crosses between them goes through this module. The asyncio loop lives in
+`AsyncWorker`'s thread; its results reach Qt as signals of `Bridge`, a QObject on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tapi_agent import __version__
+from tapi_agent.config import Paths, Settings, default_registry, load_settings
+
+log = logging.getLogger("tapi_agent.app")
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tapi-agent` command line (DESIGN.md section 8 fixes these names)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", metavar="URL", help="backend origin (default from settings)")
+    common.add_argument("--config", metavar="FILE", type=Path,
+                        help="user settings file to use instead of the default one")
+    common.add_argument("--log-json", metavar="PATH",
+                        help="write structured log events as JSON lines to PATH ('-' = stdout)")
+    common.add_argument("--log-level", metavar="LEVEL",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+                        help="DEBUG, INFO, WARNING or ERROR")
+    parser = argparse.ArgumentParser(
+        prog="tapi-agent", parents=[common],
+        description="Screen pops for calls pushed through Reapit's Notifications API.",
+    )
+    parser.add_argument("--version", action="version", version=f"tapi-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    demo = sub.add_parser("demo", parents=[common],
+                          help="start an embedded mock backend and play calls (no set-up needed)")
+    demo.add_argument("--negotiator", default="JAS", help="demo negotiator id (default JAS)")
+    demo.add_argument("--calls", type=int, default=0,
+                      help="stop playing after this many calls (default: play forever)")
+    demo.add_argument("--gap", type=float, default=1.0, metavar="SECONDS",
+                      help="speed of the demo: seconds between call steps (default 1.0)")
+    diag = sub.add_parser("diagnose", parents=[common],
+                          help="check config, DNS, TCP, TLS, token and the websocket; exit 0 if OK")
+    diag.add_argument("--timeout", type=float, default=5.0, help="seconds per step (default 5)")
+    return parser
+
+
+def load_app_settings(args: argparse.Namespace, paths: Paths) -> Settings:
+    """Every settings layer, with the command line on top."""
+    cli: dict[str, Any] = {}
+    if args.server:
+        cli["server.url"] = args.server
+    if args.log_level:
+        cli["log.level"] = args.log_level
+    return load_settings(
+        machine_file=paths.machine_config,
+        user_file=args.config or paths.user_config,
+        registry=default_registry(),
+        cli=cli,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `tapi-agent`."""
+    args = build_parser().parse_args(argv)
+    paths = Paths.default()
+    settings = load_app_settings(args, paths)
+    if args.command == "diagnose":
+        return run_diagnose(args, settings)
+    return run_gui(args, settings, paths)
+
+
+# ---------------------------------------------------------------------------- diagnose
+
+
+def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    """`tapi-agent diagnose`: print a readable report; 0 only when every step works."""
+    from tapi_agent.net.diagnose import diagnose
+
+    for err in settings.errors:
+        print(f"config: {err}", file=sys.stderr)
+    tokens = _diagnose_tokens(settings)
+    report = asyncio.run(
+        diagnose(settings["server.url"], tokens=tokens, product=settings["stream.product"],
+                 timeout_s=args.timeout)
+    )
+    print(report.render())
+    return 0 if report.ok and not settings.errors else 1
+
+
+def _diagnose_tokens(settings: Settings) -> Any:
+    """The stored session, if any (diagnose never starts a sign-in)."""
+    try:
+        from tapi_agent.net.auth import ReapitConnect, Session
+        from tapi_agent.net.tokens import TokenStore
+    except ImportError:  # pragma: no cover - partial installs
+        return None
+    issuer = settings["auth.issuer"] or settings["server.url"]
+    store = TokenStore()
+    if not store.available:
+        return None
+    return _RestoringTokens(Session(ReapitConnect(issuer, settings["auth.client_id"]), store))
+
+
+class _RestoringTokens:
+    """TokenSource over a Session that restores itself from the store on first use."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._restored = False
+
+    async def _ensure(self) -> None:
+        if not self._restored:
+            self._restored = True
+            await self._session.restore()
+
+    async def access_token(self) -> str:
+        await self._ensure()
+        token: str = await self._session.access_token()
+        return token
+
+    async def refresh(self) -> str:
+        await self._ensure()
+        token: str = await self._session.refresh()
+        return token
+
+    def expires_at(self) -> float | None:
+        value: float | None = self._session.expires_at()
+        return value
+
+
+# ---------------------------------------------------------------------------- GUI
+
+
+def _qt_app() -> Any:
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("TAPI Agent")
+    app.setOrganizationName("TapiAgent")
+    app.setApplicationVersion(__version__)
+    app.setQuitOnLastWindowClosed(False)  # a tray app lives without windows
+    return app
+
+
+def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
+    """Run the tray agent (or the demo) until Quit."""
+    from tapi_agent.logs import install_crash_handler, setup_logging
+
+    setup_logging(log_dir=paths.log_dir, level=settings["log.level"], json_path=args.log_json)
+    for err in settings.errors:
+        log.warning("settings: %s", err)
+    qt = _qt_app()
+
+    from tapi_agent.ui.single_instance import SingleInstance
+
+    instance = SingleInstance()
+    if not instance.try_acquire():
+        log.info("another TAPI Agent is running for this user; it was asked to show itself")
+        return 0
+
+    demo = args.command == "demo"
+    agent = Agent(settings, paths, demo=demo,
+                  demo_negotiator=getattr(args, "negotiator", "JAS"),
+                  demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
+    instance.activated.connect(agent.show_status)
+    install_crash_handler(agent.notify_crash)
+    agent.start()
+    qt.aboutToQuit.connect(agent.shutdown)
+    code: int = qt.exec()
+    agent.shutdown()
+    instance.release()
+    return code
+
+
+# ---------------------------------------------------------------------------- the agent
+
+
+def _make_bridge() -> Any:
+    """Create the Bridge class lazily so `tapi-agent diagnose` never imports Qt."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Bridge(QObject):
+        """Signals from the worker thread to the GUI thread (queued across threads by Qt)."""
+
+        delivery = Signal(object)  # net.stream.Delivery
+        status = Signal(object)  # core.connection.ConnectionStatus
+        resync = Signal(str)
+        contacts = Signal(str, object)  # call key, list[Contact]
+        negotiators = Signal(object)  # dict[str, Negotiator]
+        deferred = Signal(object)  # list of deferred calls from the backend
+        identity = Signal(object)  # net.auth.Identity | None
+        notice = Signal(str, str)  # title, text for the user
+
+    return Bridge()
+
+
+class Agent:
+    """Everything the running agent is made of, wired together; built on the GUI thread."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        paths: Paths,
+        *,
+        demo: bool = False,
+        demo_negotiator: str = "JAS",
+        demo_calls: int = 0,
+        demo_gap: float = 1.0,
+        tokens: Any = None,
+        negotiator_id: str | None = None,
+        with_tray: bool = True,
+    ) -> None:
+        from tapi_agent.core.calls import CallEvent, CallSettings
+        from tapi_agent.core.missed import MissedCalls
+        from tapi_agent.ui.popstack import PopStack
+        from tapi_agent.worker import AsyncWorker
+
+        self.settings = settings
+        self.paths = paths
+        self.demo = demo
+        self._demo_negotiator = demo_negotiator
+        self._demo_calls = demo_calls
+        self._demo_gap = demo_gap
+        self._tokens = tokens
+        self._me = negotiator_id or (demo_negotiator if demo else "")
+        self._with_tray = with_tray
+        self._stopped = False
+        self._CallEvent = CallEvent
+        self.worker = AsyncWorker()
+        self.bridge = _make_bridge()
+        self.mock: Any = None
+        self.session: Any = None
+        self.stream: Any = None
+        self.api: Any = None
+        self.tray: Any = None
+        self._contact_cache: dict[str, list[Any]] = {}
+        self.missed = MissedCalls()
+        self._missed_file = paths.data_dir / "missed.json"
+        self._load_missed()
+
+        line_names = dict(settings["calls.lines"])
+        if demo:
+            from tapi_agent.demo import DEMO_LINES
+
+            line_names = {**DEMO_LINES, **line_names}
+        call_settings = CallSettings(
+            answered_elsewhere_close_s=settings["calls.answered_elsewhere_close_s"],
+            linger_s=settings["calls.linger_s"],
+            ring_timeout_s=settings["calls.ring_timeout_s"],
+            stale_after_s=settings["calls.stale_after_s"],
+            timezone=settings["calls.timezone"],
+        )
+        self.pops = PopStack(
+            self._me,
+            call_settings=call_settings,
+            region=settings["calls.region"],
+            line_names=line_names,
+            corner=settings["popup.corner"],
+            screen=settings["popup.screen"],
+            max_stacked=settings["popup.max_stacked"],
+            open_record=settings["calls.open_record"],
+        )
+        self.pops.set_do_not_disturb(bool(settings["app.do_not_disturb"]))
+        b = self.bridge
+        b.delivery.connect(self._on_delivery)
+        b.resync.connect(lambda _reason: self.pops.resync())
+        b.contacts.connect(self._on_contacts)
+        b.negotiators.connect(
+            lambda names: self.pops.set_negotiator_names({k: n.name for k, n in names.items()})
+        )
+        b.deferred.connect(self._on_deferred)
+        b.status.connect(self._on_status)
+        b.identity.connect(self._on_identity)
+        b.notice.connect(self._notify)
+        self.pops.lookup_requested.connect(self._lookup_contacts)
+        self._status: Any = None
+        self._identity: Any = None
+
+    # -- start and stop ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread, the backend connection and (if wanted) the tray."""
+        self.worker.start()
+        if self._with_tray:
+            self._build_tray()
+        if self.demo:
+            self._start_demo_backend()
+        server = self.settings["server.url"] if self.mock is None else self.mock.base_url
+        if self._tokens is None:
+            self.worker.submit(self._sign_in_then_connect(server))
+        else:
+            self._connect(server, self._tokens)
+
+    def shutdown(self) -> None:
+        """Stop the stream and the worker thread (joined), then the embedded backend."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.stream is not None:
+            fut = self.worker.submit(self.stream.stop())
+            try:
+                fut.result(3)
+            except Exception:
+                log.debug("stream did not stop cleanly", exc_info=True)
+        self.worker.stop()
+        if self.mock is not None:
+            self.mock.stop()
+        self.pops.close_all()
+
+    # -- connection ----------------------------------------------------------------------
+
+    def _connect(self, server: str, tokens: Any) -> None:
+        from tapi_agent.net.api import ApiClient
+        from tapi_agent.net.stream import StreamClient
+
+        self._tokens = tokens
+        self.api = ApiClient(server, tokens)
+        b = self.bridge
+        self.stream = StreamClient(
+            server,
+            tokens,
+            product=self.settings["stream.product"],
+            on_delivery=b.delivery.emit,
+            on_status=self._status_in_loop,
+            on_resync=b.resync.emit,
+        )
+        self.worker.submit(self.stream.run())
+        self.worker.submit(self._poll_missed())
+
+    def _status_in_loop(self, status: Any) -> None:
+        """Runs in the worker: a connect is the moment to refresh names and missed calls."""
+        self.bridge.status.emit(status)
+        if getattr(status.state, "value", status.state) == "connected":
+            self.worker.submit(self._after_connect())
+
+    async def _after_connect(self) -> None:
+        try:
+            names = await self.api.negotiators()
+            self.bridge.negotiators.emit(names)
+        except Exception as exc:
+            log.warning("could not load negotiator names: %s", exc)
+        await self._fetch_deferred()
+
+    async def _sign_in_then_connect(self, server: str) -> None:
+        from tapi_agent.net.auth import ReapitConnect, Session
+        from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
+
+        issuer = self.settings["auth.issuer"] or server
+        store: Any = TokenStore()
+        if not store.available:
+            store = MemoryTokenStore()
+            self.bridge.notice.emit(
+                "No credential store",
+                "No working credential store was found: you will have to sign in again after "
+                "a restart.",
+            )
+        self.session = Session(ReapitConnect(issuer, self.settings["auth.client_id"]), store)
+        try:
+            restored = await self.session.restore()
+            if not restored:
+                await self.session.sign_in(port=self.settings["auth.redirect_port"])
+        except Exception as exc:
+            log.warning("sign-in failed: %s", exc)
+            self.bridge.notice.emit("Sign-in failed", str(exc))
+            self.bridge.identity.emit(None)
+            return
+        self.bridge.identity.emit(self.session.identity)
+        self._connect(server, self.session)
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def _on_delivery(self, delivery: Any) -> None:
+        self.pops.on_event(self._CallEvent.from_frame(delivery.frame))
+
+    def _lookup_contacts(self, key: str, number: str) -> None:
+        cached = self._contact_cache.get(number)
+        if cached is not None:
+            self.pops.set_contacts(key, cached)
+            return
+        if self.api is None or not number:
+            return
+
+        async def lookup() -> None:
+            try:
+                found = await self.api.find_contacts(number)
+            except Exception as exc:
+                log.info("contact look-up failed: %s", exc)
+                return
+            self.bridge.contacts.emit(key, (number, found))
+
+        self.worker.submit(lookup())
+
+    def _on_contacts(self, key: str, result: Any) -> None:
+        number, found = result
+        if len(self._contact_cache) > 500:
+            self._contact_cache.clear()
+        self._contact_cache[number] = found
+        self.pops.set_contacts(key, found)
+
+    # -- missed calls --------------------------------------------------------------------
+
+    async def _poll_missed(self) -> None:
+        interval = 15.0 if self.demo else float(self.settings["missed.poll_interval_s"])
+        while True:
+            await asyncio.sleep(interval)
+            await self._fetch_deferred()
+
+    async def _fetch_deferred(self) -> None:
+        try:
+            calls = await self.api.deferred()
+        except Exception as exc:
+            log.info("missed-call poll failed: %s", exc)
+            return
+        self.bridge.deferred.emit(calls)
+
+    def _on_deferred(self, calls: Any) -> None:
+        from tapi_agent.core.log import log_event
+
+        new = self.missed.merge(calls)
+        for call in new:
+            log_event("missed.added", callId=call.call_id)
+        if new:
+            self._save_missed()
+            self._notify("Missed call" if len(new) == 1 else f"{len(new)} missed calls",
+                         ", ".join(c.caller or "Withheld" for c in new[:3]))
+        if self.tray is not None:
+            self.tray.set_missed(self.missed.calls)
+
+    def mark_missed_seen(self) -> None:
+        """The user has seen the missed calls: delete them on the backend, keep them locally."""
+        from tapi_agent.core.log import log_event
+
+        ids = self.missed.mark_all_seen()
+        self._save_missed()
+        if self.tray is not None:
+            self.tray.set_missed(self.missed.calls)
+        for call in self.missed.calls:
+            if call.deferred_id in ids:
+                log_event("missed.cleared", callId=call.call_id)
+
+        async def delete() -> None:
+            for deferred_id in ids:
+                try:
+                    await self.api.delete_deferred(deferred_id)
+                except Exception as exc:
+                    log.info("could not delete missed call on the backend: %s", exc)
+
+        if ids and self.api is not None:
+            self.worker.submit(delete())
+
+    def _load_missed(self) -> None:
+        try:
+            text = self._missed_file.read_text(encoding="utf-8")
+        except OSError:
+            return
+        try:
+            self.missed = type(self.missed).from_json(text)
+        except ValueError as exc:
+            log.warning("ignoring unreadable %s: %s", self._missed_file, exc)
+
+    def _save_missed(self) -> None:
+        try:
+            self._missed_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._missed_file.with_suffix(".tmp")
+            tmp.write_text(self.missed.to_json(), encoding="utf-8")
+            os.replace(tmp, self._missed_file)
+        except OSError as exc:
+            log.warning("could not save missed calls: %s", exc)
+
+    # -- tray and user actions -----------------------------------------------------------
+
+    def _build_tray(self) -> None:
+        from tapi_agent.ui.tray import Tray
+
+        tray = Tray()
+        if not tray.available:
+            from tapi_agent.ui.status_window import StatusWindow
+
+            log.warning("this desktop has no system tray: showing a status window instead")
+            tray = StatusWindow()
+            tray.show()
+        self.tray = tray
+        tray.quit_requested.connect(self._quit)
+        tray.reconnect_requested.connect(self.reconnect_now)
+        tray.do_not_disturb_toggled.connect(self.pops.set_do_not_disturb)
+        tray.missed_seen_requested.connect(self.mark_missed_seen)
+        tray.sign_out_requested.connect(self.sign_out)
+        tray.sign_in_requested.connect(self.sign_in)
+        tray.settings_requested.connect(self.open_settings)
+        tray.open_log_folder_requested.connect(self.open_log_folder)
+        tray.export_diagnostics_requested.connect(self.export_diagnostics)
+        tray.autostart_toggled.connect(self.set_autostart)
+        tray.history_copy_requested.connect(self._copy_text)
+        tray.history_open_requested.connect(self._open_url)
+        self.pops.history_changed.connect(lambda: tray.set_history(self.pops.book.history))
+        tray.set_missed(self.missed.calls)
+        tray.set_do_not_disturb(bool(self.settings["app.do_not_disturb"]))
+        try:
+            from tapi_agent.autostart import autostart_enabled
+
+            tray.set_autostart(autostart_enabled())
+        except Exception:
+            log.debug("autostart state unknown", exc_info=True)
+
+    def _on_status(self, status: Any) -> None:
+        self._status = status
+        if self.tray is not None:
+            name = None
+            if self._identity is not None:
+                name = f"{self._identity.name} ({self._identity.negotiator_id})"
+            elif self._me:
+                name = self._me
+            self.tray.set_status(status, name)
+
+    def _on_identity(self, identity: Any) -> None:
+        self._identity = identity
+        if identity is not None:
+            self._me = identity.negotiator_id
+            self.pops.set_me(identity.negotiator_id)
+
+    def _notify(self, title: str, text: str) -> None:
+        if self.tray is not None:
+            self.tray.toast(title, text)
+        log.info("%s: %s", title, text)
+
+    def notify_crash(self, text: str) -> None:
+        self._notify("TAPI Agent hit a problem", text)
+
+    def show_status(self) -> None:
+        """A second launch asked us to show ourselves."""
+        if self.tray is not None and self._status is not None:
+            self._notify("TAPI Agent is running", getattr(self._status, "detail", "") or
+                         str(getattr(self._status.state, "value", self._status.state)))
+
+    def reconnect_now(self) -> None:
+        if self.stream is not None:
+            self.worker.call_soon(self.stream.reconnect_now)
+
+    def sign_out(self) -> None:
+        if self.session is None:
+            return
+
+        async def out() -> None:
+            if self.stream is not None:
+                await self.stream.stop()
+            await self.session.sign_out()
+            self.bridge.identity.emit(None)
+
+        self.worker.submit(out())
+
+    def sign_in(self) -> None:
+        if self.demo or (self.session is not None and self.session.signed_in):
+            return
+        server = self.settings["server.url"]
+        self.worker.submit(self._sign_in_then_connect(server))
+
+    def open_settings(self) -> None:
+        from tapi_agent.config import save_user_settings
+        from tapi_agent.ui.settings_dialog import SettingsDialog
+
+        user_file = self.settings.user_file or self.paths.user_config
+        dialog = SettingsDialog(self.settings, lambda changes: save_user_settings(user_file,
+                                                                                  changes))
+        dialog.exec()
+
+    def open_log_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        self.paths.log_dir.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.paths.log_dir)))
+
+    def export_diagnostics(self) -> None:
+        from PySide6.QtWidgets import QFileDialog
+
+        from tapi_agent.diagnostics import export_diagnostics
+
+        target, _ = QFileDialog.getSaveFileName(
+            None, "Export diagnostics", str(Path.home() / "tapi-agent-diagnostics.zip"),
+            "Zip files (*.zip)")
+        if not target:
+            return
+        server = self.mock.base_url if self.mock is not None else self.settings["server.url"]
+
+        async def export() -> None:
+            path = await export_diagnostics(Path(target), settings=self.settings,
+                                            paths=self.paths, server_url=server,
+                                            tokens=self._tokens)
+            self.bridge.notice.emit("Diagnostics exported", str(path))
+
+        self.worker.submit(export())
+
+    def set_autostart(self, enabled: bool) -> None:
+        from tapi_agent.autostart import set_autostart
+
+        set_autostart(enabled, command=_launch_command())
+
+    def _copy_text(self, text: str) -> None:
+        from PySide6.QtGui import QGuiApplication
+
+        QGuiApplication.clipboard().setText(text)
+
+    def _open_url(self, url: str) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        QDesktopServices.openUrl(QUrl(url))
+
+    def _quit(self) -> None:
+        from PySide6.QtWidgets import QApplication
+
+        QApplication.quit()
+
+    # -- demo ----------------------------------------------------------------------------
+
+    def _start_demo_backend(self) -> None:
+        from tapi_agent.demo import DemoPlayer, start_demo_backend
+        from tapi_agent.net.session import CallableTokenSource
+
+        self.mock = start_demo_backend(self._demo_negotiator)
+        mock = self.mock
+        neg = self._demo_negotiator
+
+        async def mint() -> tuple[str, float]:
+            return mock.mint_token(neg), time.time() + 3600
+
+        self._tokens = CallableTokenSource(mint)
+        self._me = neg
+        self.pops.set_me(neg)
+        player = DemoPlayer(mock, neg, calls=self._demo_calls, gap=self._demo_gap)
+        self.worker.submit(player.run())
+
+
+def _launch_command() -> list[str]:
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "tapi_agent"]
