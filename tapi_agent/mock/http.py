@@ -1,0 +1,133 @@
+"""HTTP plumbing shared by the mock's routes: Platform error bodies, request ids, bearer auth."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tapi_agent.mock.state import MockState
+from tapi_agent.mock.tokens import AccessClaims, TokenError
+
+REQUEST_ID_HEADER = "x-amzn-RequestId"
+_SCOPE_KEY = "tapi_agent.request_id"
+
+
+def now_z() -> str:
+    """The current UTC time as the Platform API writes `dateTime`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ApiError(Exception):
+    """An error answered with the Platform API body (statusCode, dateTime, description, errors)."""
+
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.description = description
+        self.errors = errors
+        self.headers = headers or {}
+        super().__init__(description)
+
+
+def error_body(status: int, description: str, errors: list[dict[str, str]] | None = None
+               ) -> dict[str, Any]:
+    """The Platform API error body."""
+    body: dict[str, Any] = {"statusCode": status, "dateTime": now_z(), "description": description}
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """Render an ApiError."""
+    return JSONResponse(
+        error_body(exc.status, exc.description, exc.errors), status_code=exc.status,
+        headers=exc.headers,
+    )
+
+
+def request_id(conn: HTTPConnection) -> str:
+    """The id the middleware gave this request (also sent as `x-amzn-RequestId`)."""
+    return str(conn.scope.get(_SCOPE_KEY, ""))
+
+
+def state_of(conn: HTTPConnection) -> MockState:
+    """The MockState of the app serving this request."""
+    state: MockState = conn.app.state.mock
+    return state
+
+
+def bearer_claims(conn: HTTPConnection, *scopes: str) -> AccessClaims:
+    """Verify the `Authorization: Bearer` token and require `scopes`; raise ApiError 401/403."""
+    header = conn.headers.get("authorization", "")
+    kind, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="tapi-agent-mock"'}
+    if kind.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Missing bearer token: send 'Authorization: Bearer <access token>'",
+                       headers=challenge)
+    try:
+        claims = state_of(conn).verify(token.strip())
+    except TokenError as exc:
+        raise ApiError(401, f"Unauthorized: {exc.reason}", headers=challenge) from None
+    missing = [s for s in scopes if s not in claims.scopes]
+    if missing:
+        raise ApiError(403, "Forbidden: the token lacks the scope " + ", ".join(missing))
+    return claims
+
+
+class RequestIdMiddleware:
+    """Gives every request an id, sends it as `x-amzn-RequestId`, and journals the outcome."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        rid = secrets.token_hex(4) + "-" + secrets.token_hex(2) + "-" + secrets.token_hex(6)
+        scope[_SCOPE_KEY] = rid
+        status: list[int] = []
+
+        async def send_wrapper(message: Message) -> None:
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
+                status.append(int(message["status"]))
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            elif kind == "websocket.accept":
+                status.append(101)
+                headers = list(message.get("headers", []))
+                headers.append((REQUEST_ID_HEADER.encode(), rid.encode()))
+                message = {**message, "headers": headers}
+            elif kind == "websocket.close" and not status:
+                status.append(403)  # closing before accept is an HTTP 403 on the wire
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            mock: MockState | None = getattr(getattr(scope.get("app"), "state", None), "mock", None)
+            if mock is not None:
+                path = scope.get("path", "")
+                query = scope.get("query_string", b"").decode("latin-1")
+                mock.record({
+                    "kind": "request",
+                    "method": scope.get("method", "GET"),
+                    "path": path,
+                    "query": query,
+                    "status": status[0] if status else 500,
+                    "requestId": rid,
+                    "websocket": scope["type"] == "websocket",
+                })

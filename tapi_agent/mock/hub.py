@@ -1,0 +1,386 @@
+"""The stream hub: live connections, per-negotiator `seq` and retention, fan-out, faults.
+
+Everything here runs on the server's event loop; nothing is shared with other threads except
+through `MockServer`, which hops onto the loop first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from tapi_agent.protocol import (
+    Envelope,
+    HeartbeatFrame,
+    NotificationFrame,
+    ReplayedFrame,
+    dump_frame,
+)
+
+_log = logging.getLogger("tapi_agent.mock.hub")
+
+PERSISTENT_FAULTS = ("delay", "duplicate", "reorder", "reject")
+ONE_SHOT_FAULTS = ("drop", "close", "silence")
+REORDER_FLUSH_S = 0.1  # how long a partial reorder window waits for more events
+
+
+def utc_iso(t: datetime) -> str:
+    """A UTC datetime as ISO 8601 with milliseconds and `Z`."""
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One numbered event of a negotiator, serialised once and shared by all their sockets."""
+
+    seq: int
+    notification_id: str
+    text: str
+    envelope: Envelope
+    retained_at: float
+
+
+@dataclass
+class Channel:
+    """A negotiator's numbering and unacknowledged events within one epoch."""
+
+    next_seq: int = 1
+    retained: OrderedDict[int, Delivery] = field(default_factory=OrderedDict)
+    lost_upto: int = 0  # highest unacknowledged seq that retention dropped
+
+
+@dataclass
+class Fault:
+    """A persistent fault; `negotiator_id` None means every negotiator."""
+
+    kind: str
+    negotiator_id: str | None
+    params: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form, the same shape as the POST that created it."""
+        data: dict[str, Any] = {"kind": self.kind, **self.params}
+        if self.negotiator_id is not None:
+            data["negotiatorId"] = self.negotiator_id
+        return data
+
+    def matches(self, negotiator_id: str) -> bool:
+        return self.negotiator_id is None or self.negotiator_id == negotiator_id
+
+
+_QueueItem = tuple[str, Delivery | None]
+
+
+class Connection:
+    """One accepted websocket: a send queue drained by one sender task, so frames stay in order."""
+
+    def __init__(
+        self, hub: Hub, websocket: WebSocket, negotiator_id: str, product: str, expires_at: float
+    ) -> None:
+        self.hub = hub
+        self.websocket = websocket
+        self.id = "c-" + secrets.token_hex(6)
+        self.negotiator_id = negotiator_id
+        self.product = product
+        self.expires_at = expires_at
+        self.connected_at = datetime.now(UTC)
+        self.silent = False
+        self.closed = False
+        self.queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """What `GET /_mock/connections` shows."""
+        return {
+            "connectionId": self.id,
+            "negotiatorId": self.negotiator_id,
+            "product": self.product,
+            "connectedAt": utc_iso(self.connected_at),
+            "tokenExpiresAt": utc_iso(datetime.fromtimestamp(self.expires_at, UTC)),
+            "silent": self.silent,
+        }
+
+    def start(self) -> None:
+        self._sender = asyncio.get_running_loop().create_task(self._send_loop())
+
+    def push(self, text: str, delivery: Delivery | None = None) -> None:
+        """Queue a frame; the sender applies faults and sends it."""
+        if not self.closed:
+            self.queue.put_nowait((text, delivery))
+
+    async def _send_raw(self, text: str) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED and not self.closed:
+            await self.websocket.send_text(text)
+
+    async def _next_batch(self, heartbeat_s: float) -> list[_QueueItem] | None:
+        try:
+            first = await asyncio.wait_for(self.queue.get(), heartbeat_s)
+        except TimeoutError:
+            return None
+        batch = [first]
+        window = self.hub.reorder_window(self.negotiator_id)
+        if window > 1:
+            deadline = asyncio.get_running_loop().time() + REORDER_FLUSH_S
+            while len(batch) < window:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except TimeoutError:
+                    break
+            if len(batch) > 1:
+                shuffled = batch[:]
+                random.shuffle(shuffled)
+                if shuffled == batch:  # a "reorder" that keeps the order tests nothing
+                    shuffled = batch[1:] + batch[:1]
+                batch = shuffled
+        return batch
+
+    async def _send_loop(self) -> None:
+        heartbeat_s = self.hub.heartbeat_ms / 1000
+        heartbeat = dump_frame(HeartbeatFrame())
+        try:
+            while not self.closed:
+                batch = await self._next_batch(heartbeat_s)
+                if self.silent:
+                    # Half-open: nothing goes out; undelivered events stay retained for replay.
+                    continue
+                if batch is None:
+                    await self._send_raw(heartbeat)
+                    continue
+                for text, delivery in batch:
+                    if delivery is not None:
+                        delay_ms = self.hub.delay_ms(self.negotiator_id)
+                        if delay_ms:
+                            await asyncio.sleep(delay_ms / 1000)
+                        if self.silent or self.closed:
+                            break
+                    await self._send_raw(text)
+                    if delivery is not None:
+                        self.hub.journal_delivery(self, delivery)
+                        if random.random() < self.hub.duplicate_probability(self.negotiator_id):
+                            await self._send_raw(text)
+                            self.hub.journal_delivery(self, delivery, duplicate=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a socket that went away mid-send: the receive loop cleans up
+            _log.debug("sender of %s stopped: %s", self.id, exc)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Send a close frame with `code` and stop sending."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._sender is not None:
+            self._sender.cancel()
+        with contextlib.suppress(Exception):
+            if self.websocket.application_state == WebSocketState.CONNECTED:
+                await self.websocket.close(code, reason)
+
+    def transport(self) -> asyncio.Transport | None:
+        """The TCP transport under the websocket (uvicorn's protocol object), if reachable."""
+        proto = getattr(self.websocket._receive, "__self__", None)
+        transport = getattr(proto, "transport", None)
+        return transport if isinstance(transport, asyncio.Transport) else None
+
+    def abort(self) -> None:
+        """Cut the TCP connection without a close frame (the client sees 1006)."""
+        self.closed = True
+        if self._sender is not None:
+            self._sender.cancel()
+        transport = self.transport()
+        if transport is not None:
+            transport.abort()
+
+    def go_silent(self) -> None:
+        """Stop sending anything and stop reading (so pings go unanswered): a half-open link."""
+        self.silent = True
+        transport = self.transport()
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.pause_reading()
+
+    async def finish(self) -> None:
+        """Stop the sender once the socket is gone."""
+        self.closed = True
+        if self._sender is not None:
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._sender
+
+
+class Hub:
+    """Connections, channels and faults for one backend run (`epoch`)."""
+
+    def __init__(
+        self,
+        *,
+        heartbeat_ms: int,
+        retention_s: float,
+        retention_max: int,
+        journal: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.heartbeat_ms = heartbeat_ms
+        self.retention_s = retention_s
+        self.retention_max = retention_max
+        self._journal = journal
+        self.epoch = ""
+        self.channels: dict[str, Channel] = {}
+        self.connections: dict[str, Connection] = {}
+        self.faults: list[Fault] = []
+        self.new_epoch()
+
+    def new_epoch(self) -> None:
+        """Start a new backend run: numbering restarts and retained events are forgotten."""
+        self.epoch = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
+        self.channels = {}
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def _persistent(self, kind: str, negotiator_id: str) -> Fault | None:
+        found = None
+        for f in self.faults:
+            if f.kind == kind and f.matches(negotiator_id):
+                found = f  # the most recent one wins
+        return found
+
+    def delay_ms(self, negotiator_id: str) -> int:
+        f = self._persistent("delay", negotiator_id)
+        return int(f.params.get("ms", 0)) if f else 0
+
+    def duplicate_probability(self, negotiator_id: str) -> float:
+        f = self._persistent("duplicate", negotiator_id)
+        return float(f.params.get("probability", 1.0)) if f else 0.0
+
+    def reorder_window(self, negotiator_id: str) -> int:
+        f = self._persistent("reorder", negotiator_id)
+        return int(f.params.get("window", 3)) if f else 0
+
+    def reject_status(self, negotiator_id: str | None) -> int | None:
+        for f in reversed(self.faults):
+            if f.kind == "reject" and (
+                f.negotiator_id is None or f.negotiator_id == negotiator_id
+            ):
+                return int(f.params.get("status", 503))
+        return None
+
+    def _targets(self, negotiator_id: str | None) -> list[Connection]:
+        return [
+            c for c in self.connections.values()
+            if not c.closed and (negotiator_id is None or c.negotiator_id == negotiator_id)
+        ]
+
+    async def apply_fault(
+        self, kind: str, negotiator_id: str | None, params: dict[str, Any]
+    ) -> int:
+        """Apply a fault; return how many live connections it affected."""
+        targets = self._targets(negotiator_id)
+        if kind == "drop":
+            for c in targets:
+                c.abort()
+            return len(targets)
+        if kind == "close":
+            code = int(params.get("code", 1000))
+            reason = str(params.get("reason", ""))
+            await asyncio.gather(*(c.close(code, reason) for c in targets))
+            return len(targets)
+        if kind == "silence":
+            for c in targets:
+                c.go_silent()
+            return len(targets)
+        self.faults.append(Fault(kind, negotiator_id, params))
+        return len(targets)
+
+    # -- connections ----------------------------------------------------------------------------
+
+    def add(self, conn: Connection) -> None:
+        self.connections[conn.id] = conn
+        conn.start()
+
+    def remove(self, conn: Connection) -> None:
+        self.connections.pop(conn.id, None)
+
+    async def close_all(self, code: int, reason: str = "") -> None:
+        """Close every live connection with `code` (1001 on stop, 1012 on restart)."""
+        await asyncio.gather(
+            *(c.close(code, reason) for c in list(self.connections.values())),
+            return_exceptions=True,
+        )
+
+    # -- delivery -------------------------------------------------------------------------------
+
+    def channel(self, negotiator_id: str) -> Channel:
+        return self.channels.setdefault(negotiator_id, Channel())
+
+    def _prune(self, ch: Channel) -> None:
+        horizon = time.monotonic() - self.retention_s
+        while ch.retained:
+            seq, d = next(iter(ch.retained.items()))
+            if len(ch.retained) > self.retention_max or d.retained_at < horizon:
+                ch.retained.popitem(last=False)
+                ch.lost_upto = max(ch.lost_upto, seq)
+            else:
+                break
+
+    def deliver(
+        self, negotiator_id: str, envelope: Envelope, notification_id: str, sent_at: datetime
+    ) -> Delivery:
+        """Number the event for this negotiator, retain it, and push it to matching sockets."""
+        ch = self.channel(negotiator_id)
+        seq = ch.next_seq
+        ch.next_seq += 1
+        frame = NotificationFrame(seq=seq, sentAt=sent_at, notification=envelope)
+        delivery = Delivery(seq, notification_id, dump_frame(frame), envelope, time.monotonic())
+        ch.retained[seq] = delivery
+        self._prune(ch)
+        for conn in self.connections.values():
+            if conn.negotiator_id == negotiator_id and envelope.for_product(conn.product):
+                conn.push(delivery.text, delivery)
+        return delivery
+
+    def ack(self, negotiator_id: str, seq: int) -> bool:
+        """Forget an acknowledged event; False when it was not retained."""
+        return self.channel(negotiator_id).retained.pop(seq, None) is not None
+
+    def resume(self, conn: Connection, epoch: str, last_seq: int) -> tuple[int, bool]:
+        """Queue the unacknowledged events after `last_seq`, then `replayed`; return both."""
+        ch = self.channel(conn.negotiator_id)
+        self._prune(ch)
+        same_epoch = epoch == self.epoch
+        after = last_seq if same_epoch else 0
+        replay = [
+            d for s, d in ch.retained.items()
+            if s > after and d.envelope.for_product(conn.product)
+        ]
+        complete = same_epoch and ch.lost_upto <= last_seq
+        for d in replay:
+            conn.push(d.text, d)
+        conn.push(dump_frame(ReplayedFrame(count=len(replay), complete=complete)))
+        return len(replay), complete
+
+    def journal_delivery(self, conn: Connection, d: Delivery, *, duplicate: bool = False) -> None:
+        entry: dict[str, Any] = {
+            "kind": "delivery",
+            "ts": utc_iso(datetime.now(UTC)),
+            "negotiatorId": conn.negotiator_id,
+            "connectionId": conn.id,
+            "seq": d.seq,
+            "notificationId": d.notification_id,
+            "subType": d.envelope.subType,
+            "callId": d.envelope.payload.id,
+        }
+        if duplicate:
+            entry["duplicate"] = True
+        self._journal(entry)

@@ -1,0 +1,111 @@
+"""`POST /notifications` and the deferred (missed call) list, as the Platform API answers them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from tapi_agent.mock.http import ApiError, bearer_claims, request_id, state_of
+from tapi_agent.mock.openapi import ENVELOPE_REQUEST_BODY, error_responses
+from tapi_agent.mock.seed import NOTIFY_SCOPE
+from tapi_agent.mock.state import Accepted, MockState
+from tapi_agent.protocol import ValidationFailed, validate_envelope
+
+MAX_BODY_BYTES = 64 * 1024
+
+router = APIRouter(tags=["notifications"])
+
+
+class NotificationAccepted(BaseModel):
+    """202: the notification's id and the negotiators it goes to."""
+
+    id: str
+    recipients: list[str]
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+def parse_and_validate(raw: bytes) -> Any:
+    """Decode a POST body and validate it as an envelope; raise ApiError 400 naming fields."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "The request body is not valid JSON",
+                       [{"field": "body", "message": f"is not valid JSON ({exc})"}]) from None
+    try:
+        return validate_envelope(data, strict=True)
+    except ValidationFailed as exc:
+        raise ApiError(400, exc.description, [e.as_dict() for e in exc.errors]) from None
+
+
+def post_envelope(state: MockState, data: Any, rid: str = "") -> Accepted:
+    """Validate an already-decoded envelope and accept it (the path scenarios share)."""
+    try:
+        envelope = validate_envelope(data, strict=True)
+    except ValidationFailed as exc:
+        raise ApiError(400, exc.description, [e.as_dict() for e in exc.errors]) from None
+    return state.accept(envelope, rid)
+
+
+@router.post(
+    "/notifications",
+    status_code=202,
+    response_model=NotificationAccepted,
+    summary="Push a notification to negotiators",
+    openapi_extra={"requestBody": ENVELOPE_REQUEST_BODY},
+    responses=error_responses(400, 401, 403, 413, 415),
+)
+async def post_notification(request: Request) -> NotificationAccepted:
+    """Validate the envelope and fan it out; `missedCall` is stored as deferred per target."""
+    bearer_claims(request, NOTIFY_SCOPE)
+    if not _is_json(request.headers.get("content-type", "")):
+        raise ApiError(415, "Unsupported media type: send 'Content-Type: application/json'")
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        raise ApiError(413, f"Payload too large: the limit is {MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, f"Payload too large: the limit is {MAX_BODY_BYTES} bytes")
+    envelope = parse_and_validate(raw)
+    accepted = state_of(request).accept(envelope, request_id(request))
+    return NotificationAccepted(id=accepted.id, recipients=accepted.recipients)
+
+
+@router.get(
+    "/notifications/deferred",
+    summary="Missed calls waiting for the signed-in negotiator",
+    responses=error_responses(401, 403),
+)
+async def list_deferred(request: Request) -> dict[str, Any]:
+    """`{"_embedded": [{"id", "created", "notification"}]}` for the token's negotiator."""
+    claims = bearer_claims(request)
+    if claims.negotiator_id is None:
+        raise ApiError(403, "Forbidden: deferred notifications need a negotiator's token")
+    items = state_of(request).deferred.get(claims.negotiator_id, [])
+    return {"_embedded": [d.as_dict() for d in items]}
+
+
+@router.delete(
+    "/notifications/deferred/{deferred_id}",
+    status_code=204,
+    summary="Delete a deferred notification once it has been seen",
+    responses=error_responses(401, 403, 404),
+)
+async def delete_deferred(deferred_id: str, request: Request) -> Response:
+    """204 when deleted; 404 when there is no such item for this negotiator."""
+    claims = bearer_claims(request)
+    if claims.negotiator_id is None:
+        raise ApiError(403, "Forbidden: deferred notifications need a negotiator's token")
+    items = state_of(request).deferred.get(claims.negotiator_id, [])
+    for i, item in enumerate(items):
+        if item.id == deferred_id:
+            del items[i]
+            return Response(status_code=204)
+    raise ApiError(404, f"Deferred notification {deferred_id!r} was not found")

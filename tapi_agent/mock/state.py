@@ -1,0 +1,161 @@
+"""All the mock backend's state, in one object owned by its app (no module globals)."""
+
+from __future__ import annotations
+
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tapi_agent.mock.hub import Hub, utc_iso
+from tapi_agent.mock.seed import Seed, default_seed
+from tapi_agent.mock.tokens import AccessClaims, TokenError, TokenIssuer
+from tapi_agent.protocol import Envelope
+
+JOURNAL_MAX = 10_000
+
+
+@dataclass
+class Deferred:
+    """A missed call waiting for its negotiator to poll and delete it."""
+
+    id: str
+    created: datetime
+    envelope: Envelope
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "created": utc_iso(self.created),
+                "notification": self.envelope.to_wire()}
+
+
+@dataclass
+class AuthCode:
+    """An authorization code: single use, 10 minutes, bound to its PKCE challenge and redirect."""
+
+    code: str
+    client_id: str
+    negotiator_id: str
+    redirect_uri: str
+    challenge: str
+    scopes: tuple[str, ...]
+    nonce: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class Session:
+    """A signed-in session: its current refresh token; every older one is a reuse."""
+
+    id: str
+    client_id: str
+    negotiator_id: str
+    scopes: tuple[str, ...]
+    refresh_token: str | None
+    used_refresh: set[str] = field(default_factory=set)
+    revoked: bool = False
+
+
+@dataclass
+class Accepted:
+    """The result of accepting a notification: its id and recipients."""
+
+    id: str
+    recipients: list[str]
+    deferred: bool
+
+
+class MockState:
+    """Seed data, tokens, sessions, deferred calls, the journal and the stream hub."""
+
+    def __init__(
+        self,
+        *,
+        seed: Seed | None = None,
+        heartbeat_ms: int = 15000,
+        token_ttl: int = 3600,
+        retention_s: float = 300,
+        retention_max: int = 1000,
+        auto_approve: str | None = None,
+    ) -> None:
+        self.seed = seed or default_seed()
+        self.token_ttl = token_ttl
+        self.auto_approve = auto_approve
+        self.issuer = TokenIssuer()
+        self.journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_MAX)
+        self.hub = Hub(
+            heartbeat_ms=heartbeat_ms, retention_s=retention_s, retention_max=retention_max,
+            journal=self.journal.append,
+        )
+        self.deferred: dict[str, list[Deferred]] = {}
+        self.codes: dict[str, AuthCode] = {}
+        self.sessions: dict[str, Session] = {}
+        self.forbidden: set[str] = set()  # negotiators refused on the stream (4003)
+
+    # -- tokens ---------------------------------------------------------------------------------
+
+    def mint_token(
+        self,
+        negotiator_id: str,
+        *,
+        scopes: list[str] | None = None,
+        ttl: int | None = None,
+        session_id: str | None = None,
+        client_id: str = "tapi-agent",
+    ) -> str:
+        """An access token for a negotiator (with the read scopes unless `scopes` is given)."""
+        from tapi_agent.mock.seed import READ_SCOPES
+
+        return self.issuer.access_token(
+            client_id=client_id,
+            scopes=list(READ_SCOPES) if scopes is None else scopes,
+            ttl=self.token_ttl if ttl is None else ttl,
+            negotiator_id=negotiator_id,
+            session_id=session_id,
+            customer=self.seed.customer,
+        )
+
+    def provider_token(self, client_id: str = "demo-provider", ttl: int | None = None) -> str:
+        """A client_credentials token for a provider client, with that client's scopes."""
+        client = self.seed.client(client_id)
+        scopes = list(client.scopes) if client else []
+        return self.issuer.access_token(
+            client_id=client_id, scopes=scopes, ttl=self.token_ttl if ttl is None else ttl,
+            customer=self.seed.customer,
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        """Verify an access token, refusing ones whose session was revoked."""
+        claims = self.issuer.verify_access(token)
+        if claims.session_id is not None:
+            session = self.sessions.get(claims.session_id)
+            if session is not None and session.revoked:
+                raise TokenError("session revoked")
+        return claims
+
+    # -- notifications --------------------------------------------------------------------------
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """Add an entry to the journal (with a timestamp)."""
+        self.journal.append({"ts": utc_iso(datetime.now(UTC)), **entry})
+
+    def accept(self, envelope: Envelope, request_id: str = "") -> Accepted:
+        """Fan a validated notification out (or store it as deferred for `missedCall`)."""
+        accepted_at = datetime.now(UTC)
+        notification_id = secrets.token_hex(8)
+        recipients = list(dict.fromkeys(envelope.targets.negotiatorId))
+        deferred = envelope.subType == "missedCall"
+        for negotiator_id in recipients:
+            if deferred:
+                self.deferred.setdefault(negotiator_id, []).append(
+                    Deferred(secrets.token_hex(8), accepted_at, envelope)
+                )
+            else:
+                self.hub.deliver(negotiator_id, envelope, notification_id, accepted_at)
+        self.record({
+            "kind": "notification", "notificationId": notification_id,
+            "requestId": request_id, "subType": envelope.subType,
+            "callId": envelope.payload.id, "recipients": recipients, "deferred": deferred,
+        })
+        return Accepted(notification_id, recipients, deferred)

@@ -1,0 +1,143 @@
+"""RS256 JWTs for the mock's Reapit Connect: signing, verification and the JWKS document."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+
+class TokenError(Exception):
+    """A bearer token that cannot be used; `expired` tells the stream to close with 4001."""
+
+    def __init__(self, reason: str, *, expired: bool = False) -> None:
+        self.reason = reason
+        self.expired = expired
+        super().__init__(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What the backend needs from a verified access token."""
+
+    subject: str
+    client_id: str
+    negotiator_id: str | None
+    scopes: frozenset[str]
+    expires_at: float
+    session_id: str | None
+
+
+class TokenIssuer:
+    """Holds one RSA key (kept across restarts) and mints/verifies tokens for one issuer URL."""
+
+    def __init__(self, issuer: str = "http://127.0.0.1") -> None:
+        self.issuer = issuer
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.kid = "mock-" + secrets.token_hex(4)
+
+    def jwks(self) -> dict[str, Any]:
+        """The public key as a JSON Web Key Set."""
+        jwk = json.loads(RSAAlgorithm.to_jwk(self._key.public_key()))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "RS256"})
+        return {"keys": [jwk]}
+
+    def _sign(self, claims: dict[str, Any]) -> str:
+        return jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid})
+
+    def access_token(
+        self,
+        *,
+        client_id: str,
+        scopes: list[str] | tuple[str, ...],
+        ttl: int,
+        negotiator_id: str | None = None,
+        session_id: str | None = None,
+        customer: str = "SBOX",
+    ) -> str:
+        """Sign an access token; negotiator tokens carry `custom:reapit:userCode`."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": negotiator_id or client_id,
+            "aud": client_id,
+            "client_id": client_id,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_hex(8),
+            "scope": " ".join(scopes),
+            "token_use": "access",
+            "custom:reapit:clientCode": customer,
+        }
+        if negotiator_id:
+            claims["custom:reapit:userCode"] = negotiator_id
+        if session_id:
+            claims["sid"] = session_id
+        return self._sign(claims)
+
+    def id_token(
+        self,
+        *,
+        client_id: str,
+        negotiator: dict[str, Any],
+        ttl: int,
+        session_id: str,
+        nonce: str | None = None,
+        customer: str = "SBOX",
+    ) -> str:
+        """Sign an OIDC ID token with the Reapit custom claims of the negotiator."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": negotiator["id"],
+            "aud": client_id,
+            "iat": now,
+            "exp": now + ttl,
+            "token_use": "id",
+            "sid": session_id,
+            "custom:reapit:userCode": negotiator["id"],
+            "custom:reapit:clientCode": customer,
+            "custom:reapit:officeId": negotiator.get("officeId", ""),
+            "name": negotiator.get("name", ""),
+            "email": negotiator.get("email", ""),
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        return self._sign(claims)
+
+    def decode(self, token: str, *, use: str, verify_exp: bool = True) -> dict[str, Any]:
+        """Verify signature, issuer and (optionally) expiry; return the claims or raise."""
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key.public_key(),
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                options={"verify_aud": False, "verify_exp": verify_exp},
+                leeway=0,
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("token expired", expired=True) from None
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {exc}") from None
+        if claims.get("token_use") != use:
+            raise TokenError(f"not an {use} token")
+        return claims
+
+    def verify_access(self, token: str) -> AccessClaims:
+        """Verify an access token and return its claims; raise TokenError."""
+        c = self.decode(token, use="access")
+        return AccessClaims(
+            subject=str(c["sub"]),
+            client_id=str(c.get("client_id", "")),
+            negotiator_id=c.get("custom:reapit:userCode"),
+            scopes=frozenset(str(c.get("scope", "")).split()),
+            expires_at=float(c["exp"]),
+            session_id=c.get("sid"),
+        )
