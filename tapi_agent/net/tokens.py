@@ -1,0 +1,242 @@
+"""Token store on the OS credential store (keyring), with chunking for Windows' size limit.
+
+Windows Credential Manager caps a credential blob at 2,560 bytes, and keyring writes the secret
+as UTF-16, so one entry holds at most 1,280 UTF-16 code units. A longer secret is split: the
+entry named `account` (the head) says how many chunks there are and under which generation,
+and the chunks live in entries `account#gen#1..n`. A new value is written under a new
+generation before the head switches to it, so a crash half-way leaves the old value readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+import keyring
+import keyring.errors
+from keyring.backend import KeyringBackend
+
+_log = logging.getLogger(__name__)
+
+WINDOWS_BLOB_LIMIT = 2560
+"""CRED_MAX_CREDENTIAL_BLOB_SIZE: bytes of UTF-16 in one Windows credential."""
+
+_INLINE = "v1="  # head holds the whole secret after this prefix
+_CHUNKED = "v1#"  # head is `v1#<count>#<generation>`
+
+
+class TokenStoreError(Exception):
+    """The credential store failed; the message says what to tell the user."""
+
+
+def _units(text: str) -> int:
+    """UTF-16 code units of `text` (a character outside the BMP takes two)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def split_utf16(secret: str, max_units: int) -> list[str]:
+    """Split `secret` into pieces of at most `max_units` UTF-16 code units, never inside a
+    surrogate pair."""
+    if max_units < 2:
+        raise ValueError("max_units must be at least 2")
+    pieces: list[str] = []
+    current: list[str] = []
+    used = 0
+    for ch in secret:
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > max_units:
+            pieces.append("".join(current))
+            current, used = [], 0
+        current.append(ch)
+        used += width
+    if current or not pieces:
+        pieces.append("".join(current))
+    return pieces
+
+
+class TokenStore:
+    """Secrets in the OS credential store under one service name, split when too long."""
+
+    def __init__(
+        self,
+        service: str = "TapiAgent",
+        *,
+        backend: KeyringBackend | None = None,
+        chunk_size: int = WINDOWS_BLOB_LIMIT,
+    ) -> None:
+        self.service = service
+        self._backend = backend
+        self._max_units = chunk_size // 2
+
+    @property
+    def backend(self) -> KeyringBackend:
+        """The keyring backend in use (the platform's default unless one was given)."""
+        if self._backend is None:
+            self._backend = keyring.get_keyring()
+        return self._backend
+
+    @property
+    def available(self) -> bool:
+        """False when keyring found no usable credential store (fail or null backend)."""
+        try:
+            backend = self.backend
+        except Exception:  # keyring raises various errors while probing backends
+            return False
+        return _usable(backend)
+
+    @property
+    def description(self) -> str:
+        """A short name of the store for messages ("SecretService Keyring", ...)."""
+        try:
+            return str(self.backend.name)
+        except Exception:
+            return "the credential store"
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def save(self, account: str, secret: str) -> None:
+        """Store `secret` under `account` (replacing any old value); raise TokenStoreError."""
+        old_head = self._get(account, "read")
+        if _units(_INLINE + secret) <= self._max_units:
+            self._set(account, _INLINE + secret)
+        else:
+            gen = secrets.token_hex(4)
+            pieces = split_utf16(secret, self._max_units)
+            written: list[str] = []
+            try:
+                for i, piece in enumerate(pieces, 1):
+                    name = _chunk_name(account, gen, i)
+                    self._set(name, piece)
+                    written.append(name)
+                self._set(account, f"{_CHUNKED}{len(pieces)}#{gen}")
+            except TokenStoreError:
+                for name in written:  # do not leave half a secret behind
+                    self._quiet_delete(name)
+                raise
+        for name in _chunk_names(account, old_head):
+            self._quiet_delete(name)
+
+    def load(self, account: str) -> str | None:
+        """The secret stored under `account`, or None; raise TokenStoreError if unreadable."""
+        head = self._get(account, "read")
+        if head is None:
+            return None
+        if head.startswith(_INLINE):
+            return head[len(_INLINE):]
+        names = _chunk_names(account, head)
+        if not names:
+            return head  # written by something else, unchunked
+        parts: list[str] = []
+        for name in names:
+            piece = self._get(name, "read")
+            if piece is None:
+                # A chunk went missing (deleted by hand?): the value is unusable; the caller
+                # treats it like no stored session and signs in again.
+                _log.warning("credential %r is missing chunk %r; ignoring it", account, name)
+                return None
+            parts.append(piece)
+        return "".join(parts)
+
+    def delete(self, account: str) -> None:
+        """Remove `account` and its chunks; no error if nothing is stored."""
+        head = self._get(account, "delete")
+        if head is None:
+            return
+        for name in _chunk_names(account, head):
+            self._quiet_delete(name)
+        try:
+            self.backend.delete_password(self.service, account)
+        except keyring.errors.PasswordDeleteError:
+            if self._get(account, "delete") is not None:
+                message = self._message("delete", account, "it is still there")
+                raise TokenStoreError(message) from None
+        except Exception as exc:
+            raise TokenStoreError(self._message("delete", account, _reason(exc))) from None
+
+    # -- backend calls --------------------------------------------------------------------------
+
+    def _get(self, name: str, action: str) -> str | None:
+        try:
+            return self.backend.get_password(self.service, name)
+        except Exception as exc:  # backends raise their own types (pywintypes.error, dbus...)
+            raise TokenStoreError(self._message(action, name, _reason(exc))) from None
+
+    def _set(self, name: str, value: str) -> None:
+        try:
+            self.backend.set_password(self.service, name, value)
+        except Exception as exc:
+            raise TokenStoreError(self._message("save", name, _reason(exc))) from None
+
+    def _quiet_delete(self, name: str) -> None:
+        try:
+            self.backend.delete_password(self.service, name)
+        except Exception as exc:  # a leftover chunk is harmless: it is never read again
+            _log.debug("could not delete credential chunk %r: %s", name, _reason(exc))
+
+    def _message(self, action: str, account: str, reason: str) -> str:
+        return (
+            f"Could not {action} the sign-in ({self.service}/{account}) in "
+            f"{self.description}: {reason}. Your session will not survive a restart."
+        )
+
+
+def _chunk_name(account: str, gen: str, index: int) -> str:
+    return f"{account}#{gen}#{index}"
+
+
+def _chunk_names(account: str, head: str | None) -> list[str]:
+    """Entry names of the chunks a head points to (empty for inline or foreign heads)."""
+    if not head or not head.startswith(_CHUNKED):
+        return []
+    count, _, gen = head[len(_CHUNKED):].partition("#")
+    if not count.isdigit() or not gen:
+        return []
+    return [_chunk_name(account, gen, i) for i in range(1, int(count) + 1)]
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+def _usable(backend: Any) -> bool:
+    from keyring.backends import fail
+
+    if isinstance(backend, fail.Keyring):
+        return False
+    try:
+        from keyring.backends import null
+
+        if isinstance(backend, null.Keyring):
+            return False
+    except ImportError:  # pragma: no cover - null backend exists in every keyring we support
+        pass
+    children = getattr(backend, "backends", None)
+    if children is not None:  # the chainer: usable when it chains something usable
+        return any(_usable(b) for b in children)
+    return True
+
+
+class MemoryTokenStore:
+    """The same API in memory: the demo, tests, and the fallback when no keyring works."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+
+    @property
+    def available(self) -> bool:
+        """Always True (but nothing survives a restart)."""
+        return True
+
+    def save(self, account: str, secret: str) -> None:
+        """Keep `secret` under `account`."""
+        self._data[account] = secret
+
+    def load(self, account: str) -> str | None:
+        """The secret under `account`, or None."""
+        return self._data.get(account)
+
+    def delete(self, account: str) -> None:
+        """Forget `account`."""
+        self._data.pop(account, None)
