@@ -3,7 +3,8 @@
 Pure logic (DESIGN.md section 6): the net layer fetches `GET /notifications/deferred` and hands
 the result to `MissedCalls.merge`; the user marks them seen, and only then are their ids handed
 back for `DELETE`. A call the user has seen is never re-added, even while the backend still lists
-it (its delete may be pending or may have failed and be retried).
+it (its delete may be pending or may have failed and be retried). The caller logs
+`missed.added` / `missed.cleared` for what `merge` and `mark_all_seen` return.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tapi_agent.core.log import log_event
 from tapi_agent.protocol import Envelope
 
 MAX_SEEN_KEPT = 50
@@ -119,7 +119,6 @@ class MissedCalls:
             call = MissedCall.from_deferred(item)
             self._calls[call.deferred_id] = call
             added.append(call)
-            log_event("missed.added", callId=call.call_id or call.deferred_id)
         added.sort(key=lambda c: c.created, reverse=True)
         return added
 
@@ -132,7 +131,6 @@ class MissedCalls:
             if not call.seen:
                 self._calls[key] = replace(call, seen=True)
                 self._to_delete.append(key)
-                log_event("missed.cleared", callId=call.call_id or call.deferred_id)
         return list(self._to_delete)
 
     def pending_deletes(self) -> list[str]:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.core.missed import DeferredCall, MissedCalls
 from tapi_agent.protocol import validate_envelope
 
@@ -108,14 +106,3 @@ def test_seen_list_is_trimmed_after_deletes() -> None:
     book.confirm_deleted(book.mark_all_seen())
     assert len(book.calls) == 50
     assert book.calls[0].deferred_id == "d79"  # the newest are kept
-
-
-def test_added_and_cleared_are_logged_with_call_ids(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
-    book = MissedCalls()
-    book.merge([deferred("d1", call_id="call-7"), deferred("d2", call_id=None)])
-    book.mark_all_seen()
-    events = [(r.event, r.fields["callId"]) for r in caplog.records]  # type: ignore[attr-defined]
-    assert ("missed.added", "call-7") in events
-    assert ("missed.added", "d2") in events  # no call id: the deferred id stands in
-    assert ("missed.cleared", "call-7") in events
