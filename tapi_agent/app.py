@@ -202,6 +202,7 @@ def _make_bridge() -> Any:
         deferred = Signal(object)  # list of deferred calls from the backend
         identity = Signal(object)  # net.auth.Identity | None
         notice = Signal(str, str)  # title, text for the user
+        deleted = Signal(object)  # deferred ids the backend confirmed deleted
 
     return Bridge()
 
@@ -284,6 +285,7 @@ class Agent:
         b.status.connect(self._on_status)
         b.identity.connect(self._on_identity)
         b.notice.connect(self._notify)
+        b.deleted.connect(self._on_deleted)
         self.pops.lookup_requested.connect(self._lookup_contacts)
         self._status: Any = None
         self._identity: Any = None
@@ -429,6 +431,7 @@ class Agent:
         from tapi_agent.core.log import log_event
 
         new = self.missed.merge(calls)
+        self._delete_deferred(self.missed.pending_deletes())  # retry deletes that failed
         for call in new:
             log_event("missed.added", callId=call.call_id)
         if new:
@@ -442,23 +445,35 @@ class Agent:
         """The user has seen the missed calls: delete them on the backend, keep them locally."""
         from tapi_agent.core.log import log_event
 
+        unseen = {c.deferred_id: c for c in self.missed.unseen}
         ids = self.missed.mark_all_seen()
+        for deferred_id in ids:
+            if deferred_id in unseen:
+                log_event("missed.cleared", callId=unseen[deferred_id].call_id)
         self._save_missed()
         if self.tray is not None:
             self.tray.set_missed(self.missed.calls)
-        for call in self.missed.calls:
-            if call.deferred_id in ids:
-                log_event("missed.cleared", callId=call.call_id)
+        self._delete_deferred(ids)
+
+    def _delete_deferred(self, ids: list[str]) -> None:
+        if not ids or self.api is None:
+            return
 
         async def delete() -> None:
+            done: list[str] = []
             for deferred_id in ids:
                 try:
                     await self.api.delete_deferred(deferred_id)
-                except Exception as exc:
-                    log.info("could not delete missed call on the backend: %s", exc)
+                    done.append(deferred_id)
+                except Exception as exc:  # retried at the next poll
+                    log.info("could not delete a missed call on the backend: %s", exc)
+            self.bridge.deleted.emit(done)
 
-        if ids and self.api is not None:
-            self.worker.submit(delete())
+        self.worker.submit(delete())
+
+    def _on_deleted(self, ids: list[str]) -> None:
+        self.missed.confirm_deleted(ids)
+        self._save_missed()
 
     def _load_missed(self) -> None:
         try:

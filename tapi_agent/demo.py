@@ -16,11 +16,13 @@ from typing import Any
 
 import httpx
 
+from tapi_agent.mock.seed import LINE_NAMES
+
 log = logging.getLogger("tapi_agent.demo")
 
-SALES = "01234 567890"
-LETTINGS = "01234 567891"
-DEMO_LINES = {SALES: "Sales line", LETTINGS: "Lettings line"}
+SALES = "01865 000100"
+LETTINGS = "01223 000200"
+DEMO_LINES = dict(LINE_NAMES)
 """Friendly names of the demo's dialled numbers (the `calls.lines` setting in real use)."""
 
 
@@ -40,7 +42,8 @@ class Step:
 
 def script(me: str, colleagues: tuple[str, str] = ("RPT", "TST")) -> list[list[Step]]:
     """The demo's calls, each a list of steps: a known contact answered by me, a hunt-group call
-    a colleague answers, two calls at once (one missed), and a withheld number."""
+    a colleague answers (its number matches two contacts), an unknown caller, then two calls at
+    once (one missed, one withheld)."""
     group = (me, *colleagues)
     return [
         [
@@ -49,17 +52,22 @@ def script(me: str, colleagues: tuple[str, str] = ("RPT", "TST")) -> list[list[S
             Step("endedCall", "a", "07123 456789", SALES, (me,), answered_by=me, wait=2),
         ],
         [
-            Step("incomingCall", "b", "07700 900123", LETTINGS, group, hunt_group=True, wait=3),
-            Step("answeredCall", "b", "07700 900123", LETTINGS, group, hunt_group=True,
+            Step("incomingCall", "b", "07911 123456", LETTINGS, group, hunt_group=True, wait=3),
+            Step("answeredCall", "b", "07911 123456", LETTINGS, group, hunt_group=True,
                  answered_by=colleagues[0], wait=2),
-            Step("endedCall", "b", "07700 900123", LETTINGS, group, hunt_group=True,
+            Step("endedCall", "b", "07911 123456", LETTINGS, group, hunt_group=True,
                  answered_by=colleagues[0], wait=2),
         ],
         [
-            Step("incomingCall", "c", "020 7946 0018", SALES, (me,), wait=0.5),
-            Step("incomingCall", "d", "", LETTINGS, (me,), wait=3),
-            Step("endedCall", "c", "020 7946 0018", SALES, (me,), wait=0),
-            Step("missedCall", "c", "020 7946 0018", SALES, (me,), wait=1),
+            Step("incomingCall", "u", "01632 960123", SALES, (me,), wait=3),  # no contact
+            Step("answeredCall", "u", "01632 960123", SALES, (me,), answered_by=me, wait=2),
+            Step("endedCall", "u", "01632 960123", SALES, (me,), answered_by=me, wait=1),
+        ],
+        [
+            Step("incomingCall", "c", "020 7946 0321", SALES, (me,), wait=0.5),
+            Step("incomingCall", "d", "", LETTINGS, (me,), wait=3),  # a withheld number
+            Step("endedCall", "c", "020 7946 0321", SALES, (me,), wait=0),
+            Step("missedCall", "c", "020 7946 0321", SALES, (me,), wait=1),
             Step("answeredCall", "d", "", LETTINGS, (me,), answered_by=me, wait=2),
             Step("endedCall", "d", "", LETTINGS, (me,), answered_by=me, wait=2),
         ],
