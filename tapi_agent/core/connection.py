@@ -164,37 +164,53 @@ class WelcomeOutcome:
 class Continuity:
     """The backend epoch and the events seen: the resume point and the duplicate filter.
 
-    `last_seq` is a watermark: every seq up to it in the current epoch was seen. Resuming from
-    it can only cause redeliveries (dropped as duplicates), never a lost event, even when frames
-    arrive out of order. Events are deduplicated by (epoch, seq) and by (callId, subType).
+    `last_seq` is a watermark: every seq from the start of our view of the epoch up to it was
+    seen, so resuming from it cannot skip an event that arrived out of order. Events are
+    deduplicated by (epoch, seq) and by (callId, subType), in sets bounded by `limit`.
     """
 
     def __init__(self, limit: int = 4096) -> None:
         self.limit = limit
         self.epoch: str | None = None
         self.last_seq = 0
+        self._based = False  # whether last_seq is anchored in this epoch yet
         self._ahead: set[int] = set()  # seen seqs above the watermark, current epoch
-        self._calls = BoundedSet(limit)
+        self._seen = BoundedSet(limit)  # (epoch, seq)
+        self._calls = BoundedSet(limit)  # (callId, subType)
 
     def on_welcome(self, epoch: str) -> WelcomeOutcome:
-        """A connection was welcomed in `epoch`: resume if we know it, note when it changed."""
+        """A connection was welcomed in `epoch`: resume if we know it, note when it changed.
+
+        After a backend restart (new epoch) we resume from 0 as well: events posted while we
+        were reconnecting are retained by the new run but would otherwise never reach us.
+        """
         previous = self.epoch
         if previous == epoch:
             return WelcomeOutcome(self.last_seq, False, previous)
         self.epoch = epoch
         self.last_seq = 0
         self._ahead.clear()
-        return WelcomeOutcome(None, previous is not None, previous)
+        if previous is None:
+            # First contact: we join the epoch mid-way; anchor on the first event we see.
+            self._based = False
+            return WelcomeOutcome(None, False, None)
+        self._based = True
+        return WelcomeOutcome(0, True, previous)
 
     def accept(self, epoch: str, seq: int, call_id: str | None, sub_type: str) -> bool:
         """True when the event is new (and remember it); False for a duplicate."""
         if epoch != self.epoch:
             # Frames only come after the welcome that set the epoch; anything else is foreign.
             return False
-        if seq <= self.last_seq or seq in self._ahead:
+        if (epoch, seq) in self._seen:
             return False
-        self._ahead.add(seq)
-        self._advance()
+        self._seen.add((epoch, seq))
+        if not self._based:
+            self.last_seq = seq - 1
+            self._based = True
+        if seq > self.last_seq:
+            self._ahead.add(seq)
+            self._advance()
         if call_id is not None:
             key = (call_id, sub_type)
             if key in self._calls:
@@ -207,8 +223,8 @@ class Continuity:
             self.last_seq += 1
             self._ahead.discard(self.last_seq)
         if len(self._ahead) > self.limit:
-            # A gap that never fills (we joined the epoch mid-way, or an event was acknowledged
-            # by another connection): jump the watermark to the oldest seq we hold so memory
+            # A gap that never fills (an event acknowledged by another of our connections, or
+            # not for our product): jump the watermark to the oldest seq we hold so memory
             # stays bounded. Reordering is never thousands of frames wide.
             self.last_seq = min(self._ahead)
             self._ahead.discard(self.last_seq)

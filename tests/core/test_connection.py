@@ -106,8 +106,9 @@ def test_new_epoch_is_reported_and_restarts_the_sequence() -> None:
     c.on_welcome("e1")
     assert c.accept("e1", 7, "a", "incomingCall")
     outcome = c.on_welcome("e2")
+    # Resume the new run from 0: events posted while we reconnected are replayed.
     assert (outcome.resume_seq, outcome.epoch_changed, outcome.previous_epoch) == (
-        None, True, "e1",
+        0, True, "e1",
     )
     assert c.accept("e2", 1, "b", "incomingCall")
     assert c.last_seq == 1
@@ -154,14 +155,26 @@ def test_any_arrival_order_with_repeats_accepts_each_seq_exactly_once(
     assert c.last_seq == 59
 
 
+def test_joining_an_epoch_midway_anchors_on_the_first_event_and_accepts_stragglers() -> None:
+    c = Continuity()
+    c.on_welcome("e")
+    assert c.accept("e", 42, None, "incomingCall")
+    assert c.last_seq == 42
+    assert c.accept("e", 41, None, "incomingCall")  # reordered just behind the first one
+    assert not c.accept("e", 41, None, "incomingCall")
+    assert c.on_welcome("e").resume_seq == 42
+
+
 def test_memory_stays_bounded_when_a_gap_never_fills() -> None:
     c = Continuity(limit=100)
     c.on_welcome("e")
-    for seq in range(500, 5000):
+    c.accept("e", 1, None, "incomingCall")
+    for seq in range(3, 5000):  # seq 2 never comes
         assert c.accept("e", seq, f"c{seq}", "incomingCall")
     assert len(c._ahead) <= 100
+    assert len(c._seen) <= 100
     assert len(c._calls) <= 100
-    assert c.last_seq >= 4899 - 100
+    assert c.last_seq >= 4999 - 101
 
 
 def test_bounded_set_forgets_the_oldest() -> None:

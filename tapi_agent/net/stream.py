@@ -1,0 +1,541 @@
+"""The websocket stream client: connects, resumes, dedupes, acks, and keeps reconnecting.
+
+DESIGN.md section 4 is the wire contract. Everything here runs in the asyncio worker thread;
+results leave through the `on_delivery`/`on_status`/`on_resync` callbacks, which the app turns
+into Qt signals. The timing and bookkeeping decisions live in `core.connection` (pure).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import truststore
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from tapi_agent import __version__
+from tapi_agent.core.backoff import Backoff
+from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity
+from tapi_agent.core.log import log_event
+from tapi_agent.net.session import SessionGone, TokenSource
+from tapi_agent.protocol import (
+    MAX_FRAME_BYTES,
+    AckFrame,
+    AuthFrame,
+    FrameError,
+    HeartbeatFrame,
+    NotificationFrame,
+    ReplayedFrame,
+    ResumeFrame,
+    WelcomeFrame,
+    dump_frame,
+    parse_server_frame,
+)
+
+log = logging.getLogger(__name__)
+
+# websockets logs request headers and frame text at DEBUG: that would put the bearer token and
+# the `auth` frame into the log file. Its logger is pinned at INFO whatever the app's level.
+_WIRE_LOG = logging.getLogger("tapi_agent.net.stream.wire")
+_WIRE_LOG.setLevel(logging.INFO)
+
+STREAM_PATH = "/notifications/stream"
+
+# Frames up to MAX_FRAME_BYTES are the contract. Larger ones up to this hard limit are read and
+# rejected (logged, dropped) with the connection kept; beyond it websockets closes with 1009,
+# which is logged as a rejection and followed by an instant reconnect.
+HARD_FRAME_LIMIT = 8 * MAX_FRAME_BYTES
+
+_DEFAULT_HEARTBEAT_S = 15.0  # watchdog before `welcome` tells us the real heartbeat
+_SEND_TIMEOUT_S = 5.0
+_SLEEP_TICK_S = 1.0
+_SLEEP_JUMP_S = 5.0  # wall clock vs monotonic drift that means the PC slept (or was frozen)
+_MIN_RENEW_S = 0.5
+_STOP_TIMEOUT_S = 2.0
+
+
+class InsecureServerError(ValueError):
+    """The server URL would send the token in clear text to a host that is not this machine."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def stream_url(server_url: str, product: str = "AgencyCloud") -> str:
+    """The stream URL for a backend base URL; refuse plain ws:// to a non-loopback host."""
+    parts = urlsplit(server_url.strip())
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.hostname:
+        raise InsecureServerError(
+            f"Server URL {server_url!r} is not an http(s) or ws(s) URL: "
+            "set it to something like https://notifications.example.com"
+        )
+    if scheme == "ws" and not is_loopback_host(parts.hostname):
+        raise InsecureServerError(
+            f"Refusing an unencrypted connection to {parts.hostname}: "
+            "use an https:// (wss) server URL; plain http is only allowed to this computer"
+        )
+    path = parts.path.rstrip("/") + STREAM_PATH
+    return urlunsplit((scheme, parts.netloc, path, "product=" + quote(product, safe=""), ""))
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A new (deduplicated) notification: its backend epoch, the frame, and if it was replayed."""
+
+    epoch: str
+    frame: NotificationFrame
+    replayed: bool
+
+
+class _Dead(Exception):
+    """The connection is unusable (watchdog, 1009) and must be replaced."""
+
+
+@dataclass
+class _Link:
+    """Per-connection state."""
+
+    welcomed: bool = False
+    epoch: str = ""
+    heartbeat_s: float = _DEFAULT_HEARTBEAT_S
+    replaying: bool = False
+
+
+class StreamClient:
+    """Holds the notifications stream open: reconnects, resumes, dedupes and acks (asyncio)."""
+
+    def __init__(
+        self,
+        server_url: str,
+        tokens: TokenSource,
+        *,
+        product: str = "AgencyCloud",
+        on_delivery: Callable[[Delivery], None],
+        on_status: Callable[[ConnectionStatus], None],
+        on_resync: Callable[[str], None],
+        backoff: Backoff | None = None,
+        watchdog_grace_s: float = 10.0,
+        renew_margin_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.server_url = server_url
+        self.product = product
+        self._tokens = tokens
+        self._on_delivery = on_delivery
+        self._on_status = on_status
+        self._on_resync = on_resync
+        self._machine = ConnectionMachine(backoff)
+        self._continuity = Continuity()
+        self._grace_s = watchdog_grace_s
+        self._renew_margin_s = renew_margin_s
+        self._clock = clock
+        self._link = _Link()
+        self._wake = asyncio.Event()
+        self._wake_reason = ""
+        self._stopping = False
+        self._running = False
+        self._done = asyncio.Event()
+        self._ssl: ssl.SSLContext | None = None
+        self._token_obtained_at = 0.0
+        self._refreshed_after_401 = False
+        self._sleep_tick_s = _SLEEP_TICK_S
+        self._run_task: asyncio.Task[Any] | None = None
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def status(self) -> ConnectionStatus:
+        """The current connection status."""
+        return self._machine.status
+
+    @property
+    def continuity(self) -> Continuity:
+        """The epoch / seq bookkeeping (read-only use: diagnostics and tests)."""
+        return self._continuity
+
+    async def run(self) -> None:
+        """Connect and keep connecting until `stop()`; network errors never escape."""
+        self._stopping = False
+        self._running = True
+        self._done.clear()
+        self._run_task = asyncio.current_task()
+        watcher = asyncio.create_task(self._watch_sleep())
+        try:
+            while not self._stopping:
+                delay = await self._attempt()
+                if self._stopping:
+                    break
+                await self._wait(delay)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            self._running = False
+            self._done.set()
+
+    async def stop(self) -> None:
+        """Close the connection and make `run()` return."""
+        self._stopping = True
+        self._wake.set()
+        if not self._running:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done.wait()), _STOP_TIMEOUT_S)
+        except TimeoutError:
+            # Something did not honour the wake-up (a hung token source): cancel outright.
+            if self._run_task is not None:
+                self._run_task.cancel()
+            await self._done.wait()
+
+    def reconnect_now(self, reason: str = "reconnect requested") -> None:
+        """Skip any wait and (re)connect at once; call in the loop thread."""
+        self._wake_reason = reason
+        self._wake.set()
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def begin_connection(self) -> None:
+        """Reset the per-connection state (a new socket is about to speak)."""
+        self._link = _Link()
+
+    def process_frame(self, raw: str | bytes) -> list[str]:
+        """Handle one inbound frame; return the frames to send back (resume, ack).
+
+        A frame that cannot be used is logged as `notification.rejected` and dropped.
+        """
+        try:
+            frame = parse_server_frame(raw)
+        except FrameError as exc:
+            return self._reject(exc.reason)
+        if isinstance(frame, WelcomeFrame):
+            return self._on_welcome(frame)
+        if not self._link.welcomed:
+            return self._reject(f"{frame.type} frame before welcome")
+        if isinstance(frame, NotificationFrame):
+            return self._on_notification(frame)
+        if isinstance(frame, ReplayedFrame):
+            self._link.replaying = False
+            if not frame.complete:
+                self._resync("replay_incomplete")
+            return []
+        assert isinstance(frame, HeartbeatFrame)
+        return []
+
+    def _reject(self, reason: str) -> list[str]:
+        log_event("notification.rejected", logging.WARNING, reason=reason[:300])
+        return []
+
+    def _on_welcome(self, frame: WelcomeFrame) -> list[str]:
+        if self._link.welcomed:
+            return self._reject("unexpected second welcome on one connection")
+        self._link.welcomed = True
+        self._link.epoch = frame.epoch
+        self._link.heartbeat_s = frame.heartbeatMs / 1000.0
+        self._refreshed_after_401 = False
+        self._report(self._machine.connected(time.monotonic()))
+        outcome = self._continuity.on_welcome(frame.epoch)
+        if outcome.epoch_changed:
+            self._resync("epoch_changed")
+        if outcome.resume_seq is None:
+            return []
+        self._link.replaying = True
+        return [dump_frame(ResumeFrame(epoch=frame.epoch, lastSeq=outcome.resume_seq))]
+
+    def _on_notification(self, frame: NotificationFrame) -> list[str]:
+        env = frame.notification
+        ack = [dump_frame(AckFrame(seq=frame.seq))]
+        if not env.for_product(self.product):
+            # The backend should not have sent it; ack so it is not redelivered forever.
+            self._reject(f"notification seq {frame.seq} is not for product {self.product}")
+            return ack
+        call_id = env.payload.id
+        if not self._continuity.accept(self._link.epoch, frame.seq, call_id, env.subType):
+            log.debug("duplicate notification seq=%s subType=%s", frame.seq, env.subType)
+            return ack
+        latency_ms = round((self._clock() - frame.sent_at_utc.timestamp()) * 1000)
+        log_event(
+            "notification.received",
+            seq=frame.seq, subType=env.subType, callId=call_id, latencyMs=latency_ms,
+        )
+        try:
+            self._on_delivery(Delivery(self._link.epoch, frame, self._link.replaying))
+        except Exception:
+            # A bug downstream must not stall the stream; the event is acked so it cannot
+            # come back and crash the app again on every reconnect.
+            log.exception("on_delivery failed for seq %s", frame.seq)
+        return ack
+
+    def _resync(self, reason: str) -> None:
+        try:
+            self._on_resync(reason)
+        except Exception:
+            log.exception("on_resync failed")
+
+    # -- connection lifecycle --------------------------------------------------------------
+
+    def _report(self, status: ConnectionStatus) -> None:
+        log_event(
+            "connection.state",
+            state=str(status.state), attempt=status.attempt, retryInMs=status.retry_in_ms,
+            detail=status.detail,
+        )
+        try:
+            self._on_status(status)
+        except Exception:
+            log.exception("on_status failed")
+
+    def _lost(self, *, immediate: bool = False, reason: str = "") -> float:
+        status = self._machine.lost(time.monotonic(), immediate=immediate, reason=reason)
+        self._report(status)
+        return (status.retry_in_ms or 0) / 1000.0
+
+    def _park(self, status: ConnectionStatus) -> None:
+        self._report(status)
+
+    async def _attempt(self) -> float | None:
+        """One connection attempt and, when it works, the whole session; return the wait."""
+        self._wake.clear()
+        self._wake_reason = ""
+        self._report(self._machine.attempting(time.monotonic()))
+        try:
+            url = stream_url(self.server_url, self.product)
+        except InsecureServerError as exc:
+            self._park(self._machine.failed(str(exc)))
+            return None
+        done, got = await self._race(self._tokens.access_token())
+        if not done:
+            return self._kicked()
+        assert got is not None
+        try:
+            token: str = got.result()
+        except SessionGone:
+            self._park(self._machine.signed_out())
+            return None
+        except Exception as exc:
+            return self._lost(reason=f"cannot get an access token: {type(exc).__name__}")
+        self._token_obtained_at = self._clock()
+
+        done, ws = await self._race(self._open(url, token))
+        if not done:
+            return self._kicked()
+        try:
+            assert ws is not None
+            ws_conn: ClientConnection = ws.result()
+        except InvalidStatus as exc:
+            return await self._refused(exc.response.status_code)
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            return self._lost(reason=_short(exc))
+        return await self._session(ws_conn)
+
+    async def _open(self, url: str, token: str) -> ClientConnection:
+        loopback = is_loopback_host(urlsplit(url).hostname or "")
+        extra: dict[str, Any] = {}
+        if url.startswith("wss:"):
+            extra["ssl"] = self._ssl_context()
+        return await connect(
+            url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            user_agent_header=f"tapi-agent/{__version__}",
+            # Proxies from the environment and the OS settings (urllib.getproxies reads the
+            # Windows registry); never for this machine, where a proxy can only get in the way.
+            proxy=None if loopback else True,
+            max_size=HARD_FRAME_LIMIT,
+            # The backend's heartbeat and our watchdog detect dead links; no second mechanism.
+            ping_interval=None,
+            open_timeout=10.0,
+            close_timeout=2.0,
+            logger=_WIRE_LOG,
+            **extra,
+        )
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            # The OS trust store, so corporate TLS-inspecting proxies' roots are honoured.
+            self._ssl = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return self._ssl
+
+    async def _refused(self, status_code: int) -> float | None:
+        if status_code == 401:
+            if self._refreshed_after_401:
+                return self._lost(reason="access token refused (HTTP 401)")
+            self._refreshed_after_401 = True
+            return await self._refresh_then(reason="access token refused; refreshed")
+        if status_code == 403:
+            self._park(self._machine.failed(_FORBIDDEN))
+            return None
+        return self._lost(reason=f"HTTP {status_code} from the server")
+
+    async def _refresh_then(self, *, reason: str) -> float | None:
+        try:
+            await self._tokens.refresh()
+        except SessionGone:
+            self._park(self._machine.signed_out())
+            return None
+        except Exception as exc:
+            return self._lost(reason=f"token refresh failed: {type(exc).__name__}")
+        return self._lost(immediate=True, reason=reason)
+
+    def _kicked(self) -> float | None:
+        if self._stopping:
+            return None
+        # The user (or a wake from sleep / network change) asked: a fresh start, no backoff.
+        self._machine.restart()
+        return self._lost(immediate=True, reason=self._wake_reason or "reconnect requested")
+
+    async def _session(self, ws: ClientConnection) -> float | None:
+        self.begin_connection()
+        try:
+            done, task = await self._race(self._read_loop(ws), self._renew_loop(ws))
+        finally:
+            code = 1001 if self._stopping else 1000
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code), 3.0)
+        if not done:
+            return self._kicked()
+        assert task is not None
+        try:
+            task.result()
+        except ConnectionClosed as exc:
+            return await self._closed(exc)
+        except _Dead as exc:
+            return self._lost(immediate=True, reason=str(exc))
+        except SessionGone:
+            self._park(self._machine.signed_out())
+            return None
+        except OSError as exc:
+            return self._lost(reason=_short(exc))
+        return self._lost(reason="connection ended")
+
+    async def _closed(self, exc: ConnectionClosed) -> float | None:
+        sent = exc.sent.code if exc.sent is not None else None
+        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        if sent == 1009:
+            self._reject(f"frame too large (over {HARD_FRAME_LIMIT} bytes); connection reset")
+            return self._lost(immediate=True, reason="oversized frame")
+        if code == 4001:
+            return await self._refresh_then(reason="access token expired; refreshed")
+        if code == 4003:
+            detail = _FORBIDDEN + (f" (server said: {reason[:120]})" if reason else "")
+            self._park(self._machine.failed(detail))
+            return None
+        if code == 1012:
+            return self._lost(immediate=True, reason="backend restarting")
+        return self._lost(reason=f"closed with code {code}")
+
+    async def _read_loop(self, ws: ClientConnection) -> None:
+        while True:
+            timeout = self._link.heartbeat_s + self._grace_s
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout)
+            except TimeoutError:
+                raise _Dead(f"no frame for {timeout:.1f} s (heartbeat missed)") from None
+            for out in self.process_frame(raw):
+                await asyncio.wait_for(ws.send(out), _SEND_TIMEOUT_S)
+
+    async def _renew_loop(self, ws: ClientConnection) -> None:
+        """Renew the access token in-band before it expires (an `auth` frame)."""
+        while True:
+            expires = self._tokens.expires_at()
+            if expires is None:
+                await asyncio.Event().wait()  # expiry unknown: the server's 4001 will tell us
+                return
+            lifetime = max(expires - self._token_obtained_at, 0.0)
+            renew_at = expires - min(self._renew_margin_s, lifetime / 2)
+            await asyncio.sleep(max(renew_at - self._clock(), _MIN_RENEW_S))
+            try:
+                token = await self._tokens.refresh()
+            except SessionGone:
+                raise
+            except Exception as exc:
+                # Keep the connection: if the token does run out the server closes with 4001.
+                log.warning("token renewal failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(max(min(5.0, lifetime / 4), _MIN_RENEW_S))
+                continue
+            self._token_obtained_at = self._clock()
+            await asyncio.wait_for(
+                ws.send(dump_frame(AuthFrame(accessToken=token))), _SEND_TIMEOUT_S
+            )
+            log.info("access token renewed in-band")
+
+    async def _race(
+        self, *coros: Coroutine[Any, Any, Any]
+    ) -> tuple[bool, asyncio.Task[Any] | None]:
+        """Run `coros` until the first finishes or `reconnect_now`/`stop` wakes us.
+
+        Returns (True, the finished task) or (False, None) when woken; the rest are cancelled.
+        """
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            done, _ = await asyncio.wait([*tasks, waker], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in [*tasks, waker]:
+                if not t.done():
+                    t.cancel()
+            await asyncio.gather(*tasks, waker, return_exceptions=True)
+        finished = [t for t in tasks if t in done]
+        if waker in done and not finished:
+            return False, None
+        if waker in done and finished and finished[0].exception() is None:
+            # Woken while the connection just opened: close it, the caller reconnects.
+            result = finished[0].result()
+            if isinstance(result, ClientConnection):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(result.close(), 3.0)
+            return False, None
+        return True, finished[0]
+
+    async def _wait(self, delay: float | None) -> None:
+        """Sleep `delay` seconds (None: until woken); `reconnect_now`/`stop` cut it short."""
+        if self._wake.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+        if self._wake.is_set():
+            # Woken by a person or the system (wake from sleep, sign-in): start afresh.
+            self._machine.restart()
+
+    async def _watch_sleep(self) -> None:
+        """Reconnect at once after the PC slept: the wall clock jumps against the monotonic."""
+        last_wall, last_mono = self._clock(), time.monotonic()
+        while True:
+            await asyncio.sleep(self._sleep_tick_s)
+            wall, mono = self._clock(), time.monotonic()
+            drift = (wall - last_wall) - (mono - last_mono)
+            stalled = (mono - last_mono) - self._sleep_tick_s
+            last_wall, last_mono = wall, mono
+            if abs(drift) > _SLEEP_JUMP_S or stalled > _SLEEP_JUMP_S:
+                log.info("clock jumped by %.1f s (sleep or resume?): reconnecting", drift)
+                self.reconnect_now("resumed from sleep")
+
+
+_FORBIDDEN = (
+    "Forbidden: the backend refused this account's notifications. Ask your administrator, "
+    "then choose Reconnect now"
+)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
