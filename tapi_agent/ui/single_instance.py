@@ -1,0 +1,116 @@
+"""One agent per user: a QLocalServer with a per-user name; a second launch asks the first to
+show itself and exits (as qutebrowser's `misc/ipc.py` does)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import logging
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+log = logging.getLogger("tapi_agent.ui.single_instance")
+
+SHOW = b"show\n"
+CONNECT_TIMEOUT_MS = 1000
+
+
+def default_name() -> str:
+    """The per-user server name: a named pipe on Windows, a socket file elsewhere."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in the environment (rare service contexts)
+        user = "unknown"
+    # Hashed so that a user name with odd characters still gives a valid pipe/socket name.
+    digest = hashlib.sha256(user.encode("utf-8")).hexdigest()[:16]
+    return f"tapi-agent-{digest}"
+
+
+class SingleInstance(QObject):
+    """Claims the per-user name; the first instance listens, later ones hand over and exit."""
+
+    activated = Signal()  # a second launch asked us to show ourselves
+
+    def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name or default_name()
+        self._server: QLocalServer | None = None
+        self._clients: list[QLocalSocket] = []
+
+    @property
+    def listening(self) -> bool:
+        """Whether this instance owns the name."""
+        return self._server is not None and self._server.isListening()
+
+    def try_acquire(self) -> bool:
+        """True when we are the first (now listening); False when another instance runs (it was
+        told to show itself)."""
+        if self._tell_running_instance():
+            return False
+        # Nobody answered: a socket file left by a crashed agent would block listen(); remove it.
+        QLocalServer.removeServer(self.name)
+        server = QLocalServer(self)
+        # Only this user may connect (Unix socket mode 0700, Windows pipe ACL for the user).
+        server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
+        server.newConnection.connect(self._on_new_connection)
+        if not server.listen(self.name):
+            # Lost a race with an instance starting at the same moment: hand over to it.
+            log.warning("single instance: cannot listen on %s: %s", self.name,
+                        server.errorString())
+            server.deleteLater()
+            return not self._tell_running_instance()
+        self._server = server
+        log.debug("single instance: listening on %s", server.fullServerName())
+        return True
+
+    def release(self) -> None:
+        """Stop listening (on quit) so the next launch starts cleanly."""
+        for sock in self._clients:
+            sock.readyRead.disconnect()
+            sock.disconnected.disconnect()
+            sock.abort()
+        self._clients.clear()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def _tell_running_instance(self) -> bool:
+        sock = QLocalSocket()
+        sock.connectToServer(self.name)
+        if not sock.waitForConnected(CONNECT_TIMEOUT_MS):
+            return False
+        sock.write(SHOW)
+        sock.waitForBytesWritten(CONNECT_TIMEOUT_MS)
+        sock.disconnectFromServer()
+        if sock.state() != QLocalSocket.LocalSocketState.UnconnectedState:
+            sock.waitForDisconnected(CONNECT_TIMEOUT_MS)
+        return True
+
+    def _on_new_connection(self) -> None:
+        assert self._server is not None
+        while self._server.hasPendingConnections():
+            sock = self._server.nextPendingConnection()
+            self._clients.append(sock)
+            sock.readyRead.connect(self._on_ready_read)
+            sock.disconnected.connect(self._on_disconnected)
+            self._read(sock)
+
+    def _read(self, sock: QLocalSocket) -> None:
+        while sock.canReadLine():
+            line = bytes(sock.readLine().data())
+            if line == SHOW:
+                log.info("single instance: a second launch asked us to show ourselves")
+                self.activated.emit()
+
+    def _on_ready_read(self) -> None:
+        sock = self.sender()
+        if isinstance(sock, QLocalSocket):
+            self._read(sock)
+
+    def _on_disconnected(self) -> None:
+        sock = self.sender()
+        if isinstance(sock, QLocalSocket) and sock in self._clients:
+            self._read(sock)
+            self._clients.remove(sock)
+            sock.deleteLater()
