@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from tapi_agent.mock.http import ApiError, state_of
+from tapi_agent.mock.http import ApiError, request_id, state_of
 from tapi_agent.mock.hub import ONE_SHOT_FAULTS, PERSISTENT_FAULTS
+from tapi_agent.mock.notifications import post_envelope
 from tapi_agent.mock.openapi import error_responses
+from tapi_agent.mock.seed import DEMO_CALLS
 
 router = APIRouter(prefix="/_mock", tags=["test bench"])
 
@@ -117,3 +122,86 @@ async def clear_faults(request: Request) -> FaultsResponse:
     removed = len(hub.faults)
     hub.faults.clear()
     return FaultsResponse(applied=removed, faults=[])
+
+
+SCENARIOS = ("hunt-group", "answered", "missed", "burst")
+
+
+class ScenarioRequest(BaseModel):
+    """Options of a scenario; every field has a sensible default."""
+
+    negotiators: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    callerId: str = Field(default=DEMO_CALLS[0].caller, max_length=64)
+    destinationId: str = Field(default=DEMO_CALLS[0].destination, min_length=1, max_length=64)
+    answeredBy: str | None = Field(default=None, min_length=1, max_length=32)
+    count: int = Field(default=50, ge=1, le=1000)
+    gapMs: int = Field(default=0, ge=0, le=10000)
+    products: list[str] = Field(default_factory=lambda: ["AgencyCloud"], min_length=1)
+
+
+class ScenarioResult(BaseModel):
+    """The notifications a scenario posted, in order, and the call ids it used."""
+
+    scenario: str
+    notifications: list[str]
+    callIds: list[str]
+
+
+def scenario_events(name: str, opts: ScenarioRequest) -> list[dict[str, Any]]:
+    """The envelopes a scenario posts, in order."""
+    default_to = {"hunt-group": ["JAS", "RPT", "TST"]}.get(name, ["JAS"])
+    to = opts.negotiators or default_to
+    stamp = secrets.token_hex(3)
+    created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def env(sub_type: str, call_id: str, targets: list[str], **extra: Any) -> dict[str, Any]:
+        payload = {"id": call_id, "created": created, "callerId": opts.callerId,
+                   "destinationId": opts.destinationId, **extra}
+        return {"type": "telephony", "subType": sub_type, "products": opts.products,
+                "targets": {"negotiatorId": targets}, "payload": payload}
+
+    if name == "hunt-group":
+        call = f"hunt-{stamp}"
+        answerer = opts.answeredBy or to[0]
+        return [
+            env("incomingCall", call, to, huntGroup=True),
+            env("answeredCall", call, to, huntGroup=True, answeredById=answerer),
+            env("endedCall", call, to, huntGroup=True, answeredById=answerer),
+        ]
+    if name == "answered":
+        call = f"call-{stamp}"
+        answerer = opts.answeredBy or to[0]
+        return [
+            env("incomingCall", call, to, huntGroup=False),
+            env("answeredCall", call, to, huntGroup=False, answeredById=answerer),
+            env("endedCall", call, to, huntGroup=False, answeredById=answerer),
+        ]
+    if name == "missed":
+        call = f"missed-{stamp}"
+        return [
+            env("incomingCall", call, to, huntGroup=len(to) > 1),
+            env("endedCall", call, to, huntGroup=len(to) > 1),
+            env("missedCall", call, to, huntGroup=len(to) > 1),
+        ]
+    if name == "burst":
+        return [env("incomingCall", f"burst-{stamp}-{i + 1}", to, huntGroup=False)
+                for i in range(opts.count)]
+    raise ApiError(404, f"Unknown scenario {name!r}; try one of: " + ", ".join(SCENARIOS))
+
+
+@router.post("/scenarios/{name}", summary="Play a scenario",
+             responses=error_responses(400, 404))
+async def play_scenario(name: str, request: Request,
+                        body: ScenarioRequest | None = None) -> ScenarioResult:
+    """`hunt-group`, `answered`, `missed`, `burst`: posted in order through POST
+    /notifications' own path (the journal shows them)."""
+    opts = body or ScenarioRequest()
+    events = scenario_events(name, opts)
+    state = state_of(request)
+    ids: list[str] = []
+    for i, data in enumerate(events):
+        if i and opts.gapMs:
+            await asyncio.sleep(opts.gapMs / 1000)
+        ids.append(post_envelope(state, data, request_id(request)).id)
+    call_ids = list(dict.fromkeys(str(e["payload"]["id"]) for e in events))
+    return ScenarioResult(scenario=name, notifications=ids, callIds=call_ids)

@@ -42,6 +42,7 @@ class AuthCode:
     nonce: str | None
     expires_at: float
     used: bool = False
+    session_id: str | None = None  # the session its exchange created (revoked on reuse)
 
 
 @dataclass
@@ -91,6 +92,8 @@ class MockState:
         self.deferred: dict[str, list[Deferred]] = {}
         self.codes: dict[str, AuthCode] = {}
         self.sessions: dict[str, Session] = {}
+        self.refresh_index: dict[str, str] = {}  # every refresh token ever issued -> session id
+        self.code_ttl_s: float = 600  # authorization codes live 10 minutes
         self.forbidden: set[str] = set()  # negotiators refused on the stream (4003)
 
     # -- tokens ---------------------------------------------------------------------------------
