@@ -402,6 +402,8 @@ class Tray(QObject):
         self._icon.activated.connect(self._activated)
         self.tray_menu.changed.connect(self._refresh)
         self._refresh()
+        if self.available:
+            self._icon.show()  # a tray app is its icon: visible from the start
 
     @property
     def available(self) -> bool:
