@@ -147,7 +147,7 @@ def stack_layout(
         w = max((r.w for r in out if r), default=card_sizes[0][0])
         x = available.right - margin - w if right else available.x + margin
         y = cursor - more_height if bottom else cursor
-        if bottom and y < limit or not bottom and y + more_height > limit:
+        if (bottom and y < limit) or (not bottom and y + more_height > limit):
             y = limit if bottom else limit - more_height
         more_rect = Rect(x, y, w, more_height)
     return StackLayout(out, more, more_rect)

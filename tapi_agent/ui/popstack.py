@@ -1,0 +1,335 @@
+"""The pops controller: owns the CallBook, renders its Changes as stacked PopCards, runs the timers.
+
+Lives on the GUI thread; the app feeds it CallEvents from the stream (through a queued signal).
+The tick timer is single-shot and armed only for `CallBook.next_deadline()`, and the one-second
+clock refresh runs only while a pop is visible: an idle agent uses no CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QRect, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QScreen
+from PySide6.QtWidgets import QLabel
+
+from tapi_agent.core.calls import CallBook, CallEvent, CallSettings, CallView, Change
+from tapi_agent.core.directory import Contact
+from tapi_agent.core.log import log_event
+from tapi_agent.ui.placement import (
+    CORNERS,
+    Rect,
+    ScreenInfo,
+    card_width,
+    choose_screen,
+    stack_layout,
+)
+from tapi_agent.ui.popup import PopCard, UrlOpener, is_withheld
+
+OPEN_RECORD_MODES = ("off", "ring", "answer")
+
+
+def _rect(r: QRect) -> Rect:
+    return Rect(r.x(), r.y(), r.width(), r.height())
+
+
+def _screen_info(screen: QScreen, primary: QScreen | None) -> ScreenInfo:
+    return ScreenInfo(
+        name=screen.name(),
+        geometry=_rect(screen.geometry()),
+        available=_rect(screen.availableGeometry()),
+        device_pixel_ratio=screen.devicePixelRatio(),
+        logical_dpi=screen.logicalDotsPerInch(),
+        primary=screen is primary,
+    )
+
+
+class PopStack(QObject):
+    """Screen pops for the signed-in negotiator: CallEvents in, stacked cards out."""
+
+    lookup_requested = Signal(str, str)  # (call key, caller number): the app looks contacts up
+    record_opened = Signal(str)  # agencycloud URL that was opened
+    history_changed = Signal()
+
+    def __init__(
+        self,
+        me: str,
+        *,
+        call_settings: CallSettings | None = None,
+        region: str = "GB",
+        line_names: dict[str, str] | None = None,
+        corner: str = "bottom-right",
+        screen: str = "tray",
+        max_stacked: int = 3,
+        open_record: str = "off",
+        clock: Callable[[], float] = time.time,
+        url_opener: Callable[[QUrl], bool] | None = None,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        if corner not in CORNERS:
+            raise ValueError(f"corner must be one of {', '.join(CORNERS)}")
+        if open_record not in OPEN_RECORD_MODES:
+            raise ValueError(f"open_record must be one of {', '.join(OPEN_RECORD_MODES)}")
+        self._book = CallBook(me, call_settings)
+        self._region = region
+        self._line_names = dict(line_names or {})
+        self._corner = corner
+        self._screen = screen
+        self._max_stacked = max(1, max_stacked)
+        self._open_record = open_record
+        self._clock = clock
+        self._url_opener: UrlOpener = url_opener or QDesktopServices.openUrl
+        self._names: dict[str, str] = {}
+        self._contacts: dict[str, list[Contact]] = {}
+        self._auto_opened: set[str] = set()
+        self._cards: dict[str, PopCard] = {}  # in opening order (oldest first)
+        self._dnd = False
+        self._tray: Rect | None = None
+        self._history_mark: tuple[int, str | None] = (0, None)
+
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setSingleShot(True)
+        self._tick_timer.timeout.connect(self.tick)
+        self._clock_timer = QTimer(self)
+        self._clock_timer.setInterval(1000)
+        self._clock_timer.timeout.connect(self._refresh_clocks)
+
+        self._more = QLabel()
+        self._more.setTextFormat(Qt.TextFormat.PlainText)
+        self._more.setAccessibleName("More calls")
+        self._more.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._more.setWindowFlags(
+            Qt.WindowType.Tool
+            | Qt.WindowType.FramelessWindowHint
+            | Qt.WindowType.WindowStaysOnTopHint
+            | Qt.WindowType.WindowDoesNotAcceptFocus
+        )
+        self._more.setAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
+        self._more.setStyleSheet(
+            "QLabel { background: #FBFBFB; color: #1B1B1B; border: 1px solid #D5D5D5;"
+            " border-radius: 6px; padding: 4px 10px; }"
+        )
+
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            # Monitors come and go (docking, projector): put the stack back on a real screen.
+            app.screenAdded.connect(lambda _s: self._relayout())
+            app.screenRemoved.connect(lambda _s: self._relayout())
+            app.primaryScreenChanged.connect(lambda _s: self._relayout())
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def book(self) -> CallBook:
+        """The call state machine (history, live calls)."""
+        return self._book
+
+    @property
+    def pops(self) -> dict[str, PopCard]:
+        """Cards of live calls by call key (those beyond `max_stacked` exist but are hidden)."""
+        return dict(self._cards)
+
+    @property
+    def more_label(self) -> QLabel:
+        """The "+N more" line (hidden when every card fits)."""
+        return self._more
+
+    @property
+    def tick_timer(self) -> QTimer:
+        """The single-shot timer armed for the book's next deadline."""
+        return self._tick_timer
+
+    @property
+    def clock_timer(self) -> QTimer:
+        """The one-second refresh of ringing times (runs only while a pop is visible)."""
+        return self._clock_timer
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def on_event(self, event: CallEvent) -> None:
+        """Feed one telephony event from the stream."""
+        self._render(self._book.apply(event, self._clock()))
+
+    def tick(self) -> None:
+        """Run due timeouts (the timer calls this; tests with a fake clock may too)."""
+        self._render(self._book.tick(self._clock()))
+
+    def resync(self) -> None:
+        """The stream lost events: close every live pop (reason resync)."""
+        self._render(self._book.resync(self._clock()))
+
+    def dismiss(self, key: str) -> None:
+        """Close the pop of `key` as the user would."""
+        self._render(self._book.dismiss(key, self._clock()))
+
+    def set_contacts(self, key: str, contacts: list[Contact]) -> None:
+        """Contacts matched to the caller of call `key` (arrives after the pop showed)."""
+        if self._book.get(key) is None:
+            return  # the call is over already
+        self._contacts[key] = list(contacts)
+        card = self._cards.get(key)
+        if card is not None:
+            card.set_contacts(contacts)
+        self._maybe_open_record(key)
+        self._relayout()
+
+    def set_negotiator_names(self, names: dict[str, str]) -> None:
+        """Colleague names by negotiator id (from the cached GET /negotiators)."""
+        self._names = dict(names)
+        for card in self._cards.values():
+            card.set_negotiator_names(self._names)
+
+    def set_me(self, negotiator_id: str) -> None:
+        """The signed-in negotiator changed."""
+        self._book.me = negotiator_id
+
+    def set_do_not_disturb(self, on: bool) -> None:
+        """No pops while on (calls still go to history); live calls pop again when turned off."""
+        if on == self._dnd:
+            return
+        self._dnd = on
+        if on:
+            for key in list(self._cards):
+                self._drop_card(key, "do_not_disturb")
+        else:
+            for view in self._book.live:
+                self._open_card(view)
+        self._relayout()
+
+    def set_tray_geometry(self, rect: QRect | None) -> None:
+        """Where the tray icon is, so the pops go to that screen."""
+        self._tray = _rect(rect) if rect is not None and rect.isValid() else None
+        self._relayout()
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def _render(self, changes: list[Change]) -> None:
+        for change in changes:
+            view = change.call
+            if change.action == "open":
+                if not is_withheld(view.caller):
+                    self.lookup_requested.emit(view.key, view.caller)
+                if not self._dnd:
+                    self._open_card(view)
+                self._maybe_open_record(view.key)
+            elif change.action == "update":
+                card = self._cards.get(view.key)
+                if card is not None:
+                    card.update_call(view)
+                    log_event("pop.updated", callId=view.log_id, state=view.state)
+                self._maybe_open_record(view.key)
+            else:
+                self._contacts.pop(view.key, None)
+                self._auto_opened.discard(view.key)
+                self._drop_card(view.key, change.reason)
+        self._relayout()
+        self._arm()
+        mark = (len(self._book.history), self._book.history[0].key if self._book.history else None)
+        if mark != self._history_mark:
+            self._history_mark = mark
+            self.history_changed.emit()
+
+    def _open_card(self, view: CallView) -> None:
+        if view.key in self._cards:
+            return
+        card = PopCard(
+            view, region=self._region, line_names=self._line_names,
+            negotiator_names=self._names, clock=self._clock, url_opener=self._url_opener,
+        )
+        contacts = self._contacts.get(view.key)
+        if contacts:
+            card.set_contacts(contacts)
+        card.dismissed.connect(self.dismiss)
+        card.record_opened.connect(self.record_opened)
+        self._cards[view.key] = card
+
+    def _drop_card(self, key: str, reason: str) -> None:
+        card = self._cards.pop(key, None)
+        if card is None:
+            return
+        log_event("pop.closed", callId=card.view.log_id, reason=reason)
+        card.hide()
+        card.deleteLater()
+
+    def _maybe_open_record(self, key: str) -> None:
+        """Open-record mode: the single matched record, once, on ring or on my answer."""
+        view = self._book.get(key)
+        contacts = self._contacts.get(key) or []
+        if view is None or key in self._auto_opened or len(contacts) != 1:
+            return
+        wanted = (self._open_record == "ring" and view.state == "ringing") or (
+            self._open_record == "answer" and view.state == "in_call" and view.answered_by_me
+        )
+        if not wanted:
+            return
+        self._auto_opened.add(key)
+        url = contacts[0].record_url
+        if self._url_opener(QUrl(url)):
+            self.record_opened.emit(url)
+
+    def _arm(self) -> None:
+        deadline = self._book.next_deadline()
+        if deadline is None:
+            self._tick_timer.stop()
+            return
+        delay_ms = max(0, int((deadline - self._clock()) * 1000) + 1)
+        self._tick_timer.start(delay_ms)
+
+    def _refresh_clocks(self) -> None:
+        for card in self._cards.values():
+            if card.isVisible():
+                card.refresh_timer()
+
+    def _target_screen(self) -> ScreenInfo | None:
+        screens = QGuiApplication.screens()
+        if not screens:
+            return None
+        primary = QGuiApplication.primaryScreen()
+        infos = [_screen_info(s, primary) for s in screens]
+        return infos[choose_screen(infos, self._screen, self._tray)]
+
+    def _relayout(self) -> None:
+        screen = self._target_screen()
+        newest_first = list(reversed(self._cards.values()))
+        if screen is None:
+            return
+        width = card_width(screen)
+        for card in newest_first:
+            card.set_card_width(width)
+        more_h = max(24, self._more.sizeHint().height())
+        layout = stack_layout(
+            screen.available,
+            [(c.width(), c.card_height()) for c in newest_first],
+            corner=self._corner, max_stacked=self._max_stacked, more_height=more_h,
+        )
+        for card, rect in zip(newest_first, layout.cards, strict=True):
+            if rect is None:
+                card.hide()
+                continue
+            card.setGeometry(rect.x, rect.y, rect.w, rect.h)
+            if not card.isVisible():
+                card.show()
+        if layout.more and layout.more_rect is not None:
+            r = layout.more_rect
+            self._more.setText(f"+{layout.more} more")
+            self._more.setGeometry(r.x, r.y, r.w, r.h)
+            self._more.show()
+        else:
+            self._more.hide()
+        if any(c.isVisible() for c in self._cards.values()):
+            if not self._clock_timer.isActive():
+                self._clock_timer.start()
+        else:
+            self._clock_timer.stop()
+
+    def close_all(self) -> None:
+        """Hide every pop without touching the calls (on quit)."""
+        for key in list(self._cards):
+            card = self._cards.pop(key)
+            card.hide()
+            card.deleteLater()
+        self._more.hide()
+        self._tick_timer.stop()
+        self._clock_timer.stop()
