@@ -214,9 +214,9 @@ class SettingsDialog(QDialog):
             self.errors_label.setText("Not saved:\n" + "\n".join(str(e) for e in errors))
             self.errors_label.show()
             for err in errors:
-                editor = self._widgets.get(err.key)
-                if editor is not None:
-                    editor.setStyleSheet("border: 1px solid #c62828;")
+                bad = self._widgets.get(err.key)
+                if bad is not None:
+                    bad.setStyleSheet("border: 1px solid #c62828;")
             return False
         self.errors_label.hide()
         if changes:
