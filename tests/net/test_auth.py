@@ -1,0 +1,373 @@
+"""Reapit Connect sign-in and Session against the real mock: PKCE, state, rotation, sign-out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from tapi_agent.core.log import EVENTS_LOGGER
+from tapi_agent.mock.server import MockServer
+from tapi_agent.net.api import ApiClient
+from tapi_agent.net.auth import (
+    AuthError,
+    Identity,
+    InvalidGrant,
+    ReapitConnect,
+    Session,
+    TokenSet,
+    pkce_pair,
+    sign_in,
+)
+from tapi_agent.net.session import SessionGone
+from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
+from tests.net.test_tokens import WindowsLikeKeyring
+
+
+@pytest.fixture
+def connect_server() -> Iterator[MockServer]:
+    """The mock with Reapit Connect approving every sign-in as JAS (no sign-in page)."""
+    server = MockServer(port=0, heartbeat_ms=2000, auto_approve="JAS")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Browser:
+    """Plays the system browser: follows the authorize URL to the loopback redirect."""
+
+    def __init__(self, tamper: Callable[[str], str] | None = None, favicon: bool = False) -> None:
+        self.tamper = tamper
+        self.favicon = favicon
+        self.opened: list[str] = []
+        self.pages: list[httpx.Response] = []
+        self.redirects: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __call__(self, url: str) -> bool:
+        self.opened.append(url)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._visit(url)))
+        return True
+
+    async def finished(self) -> None:
+        """Wait until the browser has read every page (the agent may finish first)."""
+        await asyncio.gather(*self._tasks)
+
+    async def _visit(self, url: str) -> None:
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(url)
+            assert answer.status_code == 302, answer.text
+            location = answer.headers["location"]
+            self.redirects.append(location)
+            if self.favicon:
+                icon = urlunsplit(urlsplit(location)._replace(path="/favicon.ico", query=""))
+                self.pages.append(await client.get(icon))
+            if self.tamper:
+                location = self.tamper(location)
+            self.pages.append(await client.get(location))
+
+
+def with_state(value: str | None) -> Callable[[str], str]:
+    def tamper(location: str) -> str:
+        parts = urlsplit(location)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if value is None:
+            query.pop("state")
+        else:
+            query["state"] = value
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    return tamper
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    return [r.fields for r in caplog.records  # type: ignore[attr-defined]
+            if getattr(r, "event", None) == name]
+
+
+def test_pkce_challenge_is_the_s256_of_the_verifier() -> None:
+    verifier, challenge = pkce_pair()
+    assert 43 <= len(verifier) <= 128
+    digest = hashlib.sha256(verifier.encode()).digest()
+    assert challenge == base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert pkce_pair()[0] != verifier
+
+
+def test_token_set_repr_never_shows_tokens() -> None:
+    tokens = TokenSet("access-secret", "refresh-secret", "id-secret", 1_800_000_000)
+    assert "secret" not in repr(tokens)
+    assert "secret" not in str(tokens)
+
+
+def test_sign_in_end_to_end_through_the_loopback_redirect(connect_server: MockServer) -> None:
+    browser = Browser(favicon=True)
+
+    async def scenario() -> tuple[TokenSet, Identity]:
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        result = await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
+        await browser.finished()
+        api = ApiClient(connect_server.base_url, _Fixed(result[0].access_token))
+        assert "JAS" in await api.negotiators()  # the access token works on the backend
+        await api.aclose()
+        await connect.aclose()
+        return result
+
+    tokens, identity = asyncio.run(scenario())
+    assert identity == Identity("JAS", "James Smith", "james.smith@example.com", "OXF")
+    assert tokens.refresh_token and tokens.id_token
+
+    query = parse_qs(urlsplit(browser.opened[0]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["response_type"] == ["code"]
+    assert "offline_access" in query["scope"][0].split()
+    redirect = urlsplit(query["redirect_uri"][0])
+    assert (redirect.scheme, redirect.hostname, redirect.path) == ("http", "127.0.0.1",
+                                                                   "/callback")
+    favicon, page = browser.pages
+    assert favicon.status_code == 404  # a favicon request does not end the sign-in
+    assert page.status_code == 200
+    assert "You are signed in" in page.text
+    assert "you can close this tab" in page.text
+    # one-shot: the listener is gone once the sign-in is over
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(query["redirect_uri"][0])
+
+
+@pytest.mark.parametrize("state", ["forged-state", None])
+def test_reply_with_wrong_or_missing_state_is_refused(
+    connect_server: MockServer, state: str | None
+) -> None:
+    browser = Browser(tamper=with_state(state))
+
+    async def scenario() -> None:
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        with pytest.raises(AuthError, match="wrong or missing state"):
+            await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
+        await browser.finished()
+        await connect.aclose()
+
+    asyncio.run(scenario())
+    (page,) = browser.pages
+    assert page.status_code == 400
+    assert "Sign-in refused" in page.text
+    # the code was never exchanged
+    code = parse_qs(urlsplit(browser.redirects[0]).query)["code"][0]
+    assert connect_server.state.codes[code].used is False
+
+
+def test_refused_sign_in_at_connect_fails_with_its_reason() -> None:
+    server = MockServer(port=0, auto_approve="OLD")  # an inactive negotiator cannot sign in
+    server.start()
+    try:
+        async def scenario() -> None:
+            connect = ReapitConnect(server.base_url, "tapi-agent")
+            with pytest.raises(AuthError, match="OLD cannot sign in"):
+                await sign_in(connect, port=0, open_browser=Browser(), timeout_s=20)
+            await connect.aclose()
+
+        asyncio.run(scenario())
+    finally:
+        server.stop()
+
+
+def test_sign_in_gives_up_after_its_timeout_and_closes_the_listener(
+    connect_server: MockServer,
+) -> None:
+    opened: list[str] = []
+
+    async def scenario() -> None:
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        with pytest.raises(AuthError, match="timed out"):
+            await sign_in(connect, port=0, open_browser=opened.append, timeout_s=0.3)
+        await connect.aclose()
+
+    asyncio.run(scenario())
+    redirect = parse_qs(urlsplit(opened[0]).query)["redirect_uri"][0]
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(redirect)
+
+
+class _Fixed:
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def access_token(self) -> str:
+        return self.token
+
+    async def refresh(self) -> str:
+        return self.token
+
+    def expires_at(self) -> float | None:
+        return None
+
+
+def test_refresh_rotation_survives_a_restart_of_the_agent(
+    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+    backend = WindowsLikeKeyring()
+    seen_refresh_tokens: list[str] = []
+
+    def stored_refresh_token() -> str:
+        blob = TokenStore("TapiAgent", backend=backend).load(
+            f"session tapi-agent@{connect_server.base_url}")
+        assert blob is not None
+        token: str = json.loads(blob)["refresh_token"]
+        return token
+
+    async def first_run() -> None:
+        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+                          TokenStore("TapiAgent", backend=backend))
+        identity = await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        assert identity.negotiator_id == "JAS"
+        assert session.signed_in
+        seen_refresh_tokens.append(stored_refresh_token())
+        await session.refresh()  # rotation: a new refresh token, saved before use
+        seen_refresh_tokens.append(stored_refresh_token())
+
+    async def second_run() -> None:
+        # a new agent process: nothing in memory, the same credential store
+        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+                          TokenStore("TapiAgent", backend=backend))
+        assert session.identity is None
+        assert await session.restore() is True
+        assert session.identity is not None
+        assert session.identity.name == "James Smith"
+        seen_refresh_tokens.append(stored_refresh_token())
+        api = ApiClient(connect_server.base_url, session)
+        assert "RPT" in await api.negotiators()
+        await api.aclose()
+
+    asyncio.run(first_run())
+    asyncio.run(second_run())
+    assert len(set(seen_refresh_tokens)) == 3  # each refresh stored a new token
+    states = [e["state"] for e in events(caplog, "auth.state")]
+    assert states == ["signed_in", "refreshed", "refreshed"]
+    assert all(e["negotiatorId"] == "JAS" for e in events(caplog, "auth.state"))
+    # never a token in the logs
+    for token in seen_refresh_tokens:
+        assert token not in caplog.text
+
+
+def test_reuse_of_an_old_refresh_token_signs_out(
+    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+
+    async def scenario() -> None:
+        store = MemoryTokenStore()
+        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"), store)
+        await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        stale_copy = store.load(session.account)  # e.g. a backup brings the old token back
+        await session.refresh()
+
+        # another agent starts from the stale copy: the server sees a reused token
+        other_store = MemoryTokenStore()
+        assert stale_copy is not None
+        other_store.save(session.account, stale_copy)
+        other = Session(ReapitConnect(connect_server.base_url, "tapi-agent"), other_store)
+        assert await other.restore() is False
+        assert other_store.load(other.account) is None
+        assert not other.signed_in
+
+        # reuse revokes the whole session: the first agent is signed out on its next refresh
+        with pytest.raises(SessionGone):
+            await session.refresh()
+        assert store.load(session.account) is None
+        assert session.identity is None
+        assert not session.signed_in
+        with pytest.raises(SessionGone):
+            await session.access_token()
+
+    asyncio.run(scenario())
+    assert "signed_out" in [e["state"] for e in events(caplog, "auth.state")]
+
+
+def test_two_refreshes_at_once_make_one_request(connect_server: MockServer) -> None:
+    async def scenario() -> None:
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        session = Session(connect, MemoryTokenStore())
+        await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        calls = 0
+        real_refresh = connect.refresh
+
+        async def counting(refresh_token: str) -> TokenSet:
+            nonlocal calls
+            calls += 1
+            return await real_refresh(refresh_token)
+
+        connect.refresh = counting  # type: ignore[method-assign]
+        # with rotation, a second request with the same refresh token would revoke the session
+        first, second = await asyncio.gather(session.refresh(), session.refresh())
+        assert first == second
+        assert calls == 1
+        assert await session.access_token() == first
+
+    asyncio.run(scenario())
+
+
+def test_sign_out_clears_the_store_and_ends_the_session_at_connect(
+    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+
+    async def scenario() -> None:
+        store = MemoryTokenStore()
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        session = Session(connect, store)
+        await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        access = await session.access_token()
+        saved = store.load(session.account)
+        assert saved is not None
+        refresh_token = json.loads(saved)["refresh_token"]
+        await session.sign_out()
+        assert store.load(session.account) is None
+        assert session.identity is None and not session.signed_in
+        with pytest.raises(InvalidGrant):
+            await connect.refresh(refresh_token)  # revoked at Reapit Connect
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(connect_server.base_url + "/negotiators",
+                                      headers={"Authorization": f"Bearer {access}"})
+        assert answer.status_code == 401
+
+    asyncio.run(scenario())
+    assert [e["state"] for e in events(caplog, "auth.state")][-1] == "signed_out"
+
+
+def test_failing_credential_store_keeps_the_session_in_memory(
+    connect_server: MockServer,
+) -> None:
+    backend = WindowsLikeKeyring()
+    backend.fail_writes_after = 0
+
+    async def scenario() -> None:
+        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+                          TokenStore(backend=backend))
+        identity = await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        assert identity.negotiator_id == "JAS"
+        assert session.store_problem is not None
+        assert "will not survive a restart" in session.store_problem
+        assert await session.refresh()  # still works from memory
+
+    asyncio.run(scenario())
+
+
+def test_restore_without_a_saved_session_is_false() -> None:
+    async def scenario() -> None:
+        session = Session(ReapitConnect("http://127.0.0.1:9", "tapi-agent"), MemoryTokenStore())
+        assert await session.restore() is False
+        assert session.expires_at() is None
+        with pytest.raises(SessionGone):
+            await session.access_token()
+
+    asyncio.run(scenario())
