@@ -456,6 +456,8 @@ class PopCard(QWidget):
         if sys.platform == "win32" and _WIN11_ROUNDING:
             self.clearMask()
             return
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            return  # no window shapes there (and Qt warns if asked)
         path = QPainterPath()
         path.addRoundedRect(QRectF(self.rect()), _RADIUS, _RADIUS)
         self.setMask(QRegion(path.toFillPolygon().toPolygon()))
