@@ -60,7 +60,7 @@ def open_stream(server: MockServer, negotiator_id: str, *, product: str = "Agenc
     url = server.base_url.replace("http", "ws", 1) + f"/notifications/stream?product={product}"
     token = token or server.mint_token(negotiator_id)
     return connect(url, additional_headers={"Authorization": f"Bearer {token}"},
-                   open_timeout=10, ping_interval=None)
+                   open_timeout=10, ping_interval=None, close_timeout=1)
 
 
 def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
