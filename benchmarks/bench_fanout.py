@@ -1,0 +1,181 @@
+"""Fan-out: one hunt-group notification to 10, 100 and 1,000 connected negotiators.
+
+    .venv/bin/python benchmarks/bench_fanout.py [--quick]
+
+Measures the time from the provider's request leaving the driver to the moment the last of N
+negotiators has the frame (and the first; and `acceptedToLast`, from the frame's `sentAt`, the
+server's accept time at millisecond resolution, which leaves the HTTP request out), for:
+- `floor`: `floor_broadcast.py`, a minimal websockets server broadcasting one frame to N clients;
+- `mock`: the mock backend, `POST /notifications` with N targets (B0001..BNNNN), one socket each;
+- `mock+patch`: the same with the `Hub.deliver` change proposed in BENCHMARKS.md applied.
+The N clients live in their own process (`fanout_clients.py`); each server in its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.sync.client import connect as ws_connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backend import bench_negotiator
+from common import (
+    BENCH_DIR,
+    PYTHON,
+    ROOT,
+    Backend,
+    child_env,
+    envelope,
+    fmt,
+    parse_iso,
+    percentiles,
+    raise_nofile,
+    write_result,
+)
+
+
+class Clients:
+    """The client process: N sockets, answers `report CALL_ID`."""
+
+    def __init__(self, url: str, count: int, mint: str = "") -> None:
+        cmd = [PYTHON, str(BENCH_DIR / "fanout_clients.py"), "--url", url, "--count", str(count)]
+        if mint:
+            cmd += ["--mint", mint]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=child_env(), cwd=ROOT)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("fan-out clients did not start")
+        assert json.loads(line)["ready"] == count
+
+    def report(self, call_id: str) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"report {call_id}\n")
+        self.proc.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return answer
+
+    def stop(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _round(clients: Clients, call_id: str, t0: float, count: int) -> dict[str, float]:
+    got = clients.report(call_id)
+    if got["count"] != count:
+        raise RuntimeError(f"{call_id}: only {got['count']} of {count} clients got it")
+    accepted = parse_iso(got["sentAt"])
+    return {"first": (got["first"] - t0) * 1000, "last": (got["last"] - t0) * 1000,
+            "acceptedToLast": (got["last"] - accepted) * 1000}
+
+
+def run_floor(count: int, rounds: int) -> dict[str, Any]:
+    server = subprocess.Popen([PYTHON, str(BENCH_DIR / "floor_broadcast.py")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=child_env(), cwd=ROOT)
+    assert server.stdout is not None and server.stdin is not None
+    port = json.loads(server.stdout.readline())["port"]
+    clients = Clients(f"ws://127.0.0.1:{port}/stream", count)
+    targets = [bench_negotiator(i + 1) for i in range(count)]
+    samples = []
+    try:
+        with ws_connect(f"ws://127.0.0.1:{port}/trigger") as trigger:
+            for r in range(rounds + 1):
+                call_id = f"floor-{count}-{r}"
+                body = json.dumps(envelope("incomingCall", call_id, targets, hunt_group=True))
+                t0 = time.time()
+                trigger.send(body)
+                trigger.recv()
+                sample = _round(clients, call_id, t0, count)
+                if r:  # round 0 warms up
+                    samples.append(sample)
+    finally:
+        clients.stop()
+        server.stdin.close()
+        server.wait(15)
+    return _summary(samples)
+
+
+def run_mock(count: int, rounds: int, patch: bool) -> dict[str, Any]:
+    args = ["--negotiators", str(count)] + (["--patch", "fanout"] if patch else [])
+    backend = Backend.start(*args)
+    clients = Clients(backend.ws_url, count, mint=backend.base_url)
+    targets = [bench_negotiator(i + 1) for i in range(count)]
+    samples = []
+    post_ms = []
+    try:
+        with httpx.Client(base_url=backend.base_url, timeout=30,
+                          headers={"Authorization": f"Bearer {backend.provider_token}"}) as http:
+            for r in range(rounds + 1):
+                call_id = f"mock-{count}-{r}"
+                body = envelope("incomingCall", call_id, targets, hunt_group=True)
+                t0 = time.time()
+                resp = http.post("/notifications", json=body)
+                t_resp = time.time()
+                if resp.status_code != 202:
+                    raise RuntimeError(f"POST refused: {resp.status_code} {resp.text[:300]}")
+                sample = _round(clients, call_id, t0, count)
+                if r:
+                    samples.append(sample)
+                    post_ms.append((t_resp - t0) * 1000)
+    finally:
+        clients.stop()
+        backend.stop()
+    out = _summary(samples)
+    out["post202"] = percentiles(post_ms)
+    return out
+
+
+def _summary(samples: list[dict[str, float]]) -> dict[str, Any]:
+    return {"last": percentiles([s["last"] for s in samples]),
+            "first": percentiles([s["first"] for s in samples]),
+            "acceptedToLast": percentiles([s["acceptedToLast"] for s in samples])}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 and 100 clients, 5 rounds")
+    parser.add_argument("--sizes", default="")
+    parser.add_argument("--no-patch", action="store_true", help="skip the mock+patch runs")
+    args = parser.parse_args()
+    raise_nofile(16384)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
+        [10, 100] if args.quick else [10, 100, 1000])
+    rounds = 5 if args.quick else 20
+    results: dict[str, Any] = {"rounds": rounds, "sizes": {}}
+    for count in sizes:
+        row: dict[str, Any] = {}
+        row["floor"] = run_floor(count, rounds)
+        print(f"N={count:5d} floor      last: {fmt(row['floor']['last'])}")
+        row["mock"] = run_mock(count, rounds, patch=False)
+        print(f"N={count:5d} mock       last: {fmt(row['mock']['last'])}")
+        if not args.no_patch:
+            row["mock+patch"] = run_mock(count, rounds, patch=True)
+            print(f"N={count:5d} mock+patch last: {fmt(row['mock+patch']['last'])}")
+        row["ratio_p50"] = row["mock"]["last"]["p50"] / row["floor"]["last"]["p50"]
+        if "mock+patch" in row:
+            row["ratio_p50_patched"] = (row["mock+patch"]["last"]["p50"]
+                                        / row["floor"]["last"]["p50"])
+        print(f"N={count:5d} ratio mock/floor (p50 of last): {row['ratio_p50']:.2f}x")
+        results["sizes"][str(count)] = row
+    results["target"] = "mock within 2x of the floor (time until the last client has it)"
+    write_result("fanout", results, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Shared pieces of the benchmarks: child processes, envelopes, /proc readings, result files.
+
+Benchmarks are run by hand (`.venv/bin/python benchmarks/bench_<name>.py [--quick]`), never by
+pytest. Every figure is written to `benchmarks/results/<name>.json`; `benchmarks/report.py` turns
+them into BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """n, min, p50, p95, p99, max and mean of `values` (nearest-rank percentiles)."""
+    if not values:
+        return {"n": 0}
+    data = sorted(values)
+
+    def rank(p: float) -> float:
+        k = max(0, min(len(data) - 1, round(p / 100 * len(data) + 0.5) - 1))
+        return data[k]
+
+    return {
+        "n": len(data), "min": data[0], "p50": rank(50), "p95": rank(95), "p99": rank(99),
+        "max": data[-1], "mean": statistics.fmean(data),
+    }
+
+
+def fmt(stats: dict[str, float], unit: str = "ms") -> str:
+    """One readable line of percentiles."""
+    if not stats.get("n"):
+        return "no samples"
+    return (f"p50 {stats['p50']:.2f} {unit}, p95 {stats['p95']:.2f} {unit}, "
+            f"p99 {stats['p99']:.2f} {unit}, max {stats['max']:.2f} {unit} (n={stats['n']})")
+
+
+def _version(module: str) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(module)
+    except Exception:
+        return "?"
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {
+        "nproc": os.cpu_count(), "cpu": model, "ram_gb": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "pyside6": _version("PySide6-Essentials"), "websockets": _version("websockets"),
+        "uvicorn": _version("uvicorn"), "fastapi": _version("fastapi"),
+        "loadavg_at_start": os.getloadavg()[0],
+    }
+
+
+def write_result(name: str, data: dict[str, Any], *, quick: bool) -> Path:
+    """Write `benchmarks/results/<name>[-quick].json` with the machine and the time."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}{'-quick' if quick else ''}.json"
+    doc = {
+        "benchmark": name, "quick": quick,
+        "measuredAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "command": f".venv/bin/python benchmarks/bench_{name}.py{' --quick' if quick else ''}",
+        "machine": machine_info(), **data,
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {path.relative_to(ROOT)}")
+    return path
+
+
+def raise_nofile(want: int = 8192) -> None:
+    """Raise the soft open-file limit (1,000 sockets each side need it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(max(soft, want), hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def parse_iso(text: str) -> float:
+    """Epoch seconds of an ISO 8601 UTC time (`...Z`)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+# ---------------------------------------------------------------------------- /proc readings
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process (all its threads) has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_wakeups(pid: int) -> dict[str, int]:
+    """Context switches per thread (`name/tid`): each wake-up of an idle thread is one."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            name = (task / "comm").read_text().strip()
+            total = 0
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    total += int(line.split()[1])
+            out[f"{name}/{task.name}"] = total
+    return out
+
+
+# ---------------------------------------------------------------------------- envelopes
+
+
+def envelope(
+    sub_type: str,
+    call_id: str,
+    to: list[str],
+    *,
+    hunt_group: bool = False,
+    answered_by: str | None = None,
+    caller: str = "07123 456789",
+) -> dict[str, Any]:
+    """A telephony envelope as a provider would POST it."""
+    payload: dict[str, Any] = {
+        "id": call_id,
+        "created": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "callerId": caller, "destinationId": "01865 000100", "huntGroup": hunt_group,
+    }
+    if answered_by is not None:
+        payload["answeredById"] = answered_by
+    return {"type": "telephony", "subType": sub_type, "products": ["AgencyCloud"],
+            "targets": {"negotiatorId": to}, "payload": payload}
+
+
+# ---------------------------------------------------------------------------- child processes
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for a child: unbuffered, offscreen Qt unless told otherwise, no user config."""
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Backend:
+    """The mock backend in its own process (`benchmarks/backend.py`), so it has its own GIL."""
+
+    proc: subprocess.Popen[str]
+    base_url: str
+    provider_token: str
+    pid: int
+
+    @classmethod
+    def start(cls, *args: str) -> Backend:
+        proc = subprocess.Popen(
+            [PYTHON, str(BENCH_DIR / "backend.py"), *args], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("backend did not start (see stderr above)")
+        info = json.loads(line)
+        return cls(proc, info["baseUrl"], info["providerToken"], proc.pid)
+
+    @property
+    def ws_url(self) -> str:
+        return self.base_url.replace("http", "ws", 1) + "/notifications/stream?product=AgencyCloud"
+
+    def command(self, cmd: str) -> dict[str, Any]:
+        """Send a command line (`restart`) and return the backend's JSON answer."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        answer: dict[str, Any] = json.loads(self.proc.stdout.readline())
+        return answer
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@contextlib.contextmanager
+def backend(*args: str) -> Iterator[Backend]:
+    """A running backend process for the duration of the block."""
+    b = Backend.start(*args)
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+@dataclass
+class AgentProc:
+    """The agent harness (`benchmarks/agent_harness.py`) as an asyncio child process.
+
+    Its stdout is one JSON object per line: every structured log event with `t` (epoch seconds
+    of the log record), plus the harness's own `harness.*` lines.
+    """
+
+    proc: asyncio.subprocess.Process
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    all_events: list[dict[str, Any]] = field(default_factory=list)
+    keep: bool = True
+    _reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, server: str, *args: str, env: dict[str, str] | None = None,
+                    keep: bool = True) -> AgentProc:
+        proc = await asyncio.create_subprocess_exec(
+            PYTHON, str(BENCH_DIR / "agent_harness.py"), "--server", server, *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            env=env or child_env(), cwd=ROOT, limit=1 << 20,
+        )
+        agent = cls(proc, keep=keep)
+        agent._reader = asyncio.get_running_loop().create_task(agent._read())
+        return agent
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                await self.events.put({"event": "harness.eof"})
+                return
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if self.keep:
+                self.all_events.append(ev)
+            await self.events.put(ev)
+
+    async def wait_for(self, event: str, timeout: float = 30.0, **match: Any) -> dict[str, Any]:
+        """The next event named `event` whose fields equal `match` (others are dropped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {event} {match} within {timeout}s")
+            ev = await asyncio.wait_for(self.events.get(), remaining)
+            if ev["event"] == "harness.eof":
+                raise RuntimeError("agent harness exited")
+            if ev["event"] == event and all(ev.get(k) == v for k, v in match.items()):
+                return ev
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            with contextlib.suppress(Exception):
+                self.proc.stdin.write(b"quit\n")
+                await self.proc.stdin.drain()
+                self.proc.stdin.close()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 15)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+@contextlib.asynccontextmanager
+async def agent(server: str, *args: str, **kw: Any) -> AsyncIterator[AgentProc]:
+    """A running agent harness, connected, for the duration of the block."""
+    a = await AgentProc.start(server, *args, **kw)
+    try:
+        await a.wait_for("connection.state", timeout=60, state="connected")
+        yield a
+    finally:
+        await a.stop()
+
+
+def have(tool: str) -> bool:
+    """True when a system tool is on PATH."""
+    return shutil.which(tool) is not None
