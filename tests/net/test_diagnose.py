@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 from tapi_agent.mock.server import MockServer
 from tapi_agent.net.diagnose import STEP_NAMES, DiagnoseReport, diagnose
 from tapi_agent.net.session import CallableTokenSource, SessionGone
+from tests.helpers import require_tool
 
 
 def tokens_for(server: MockServer, negotiator: str = "JAS") -> CallableTokenSource:
@@ -103,3 +110,92 @@ def test_unknown_host_fails_at_dns() -> None:
     report = run("https://no-such-host.invalid", None, timeout_s=3.0)
     assert report.failed is not None and report.failed.name == "DNS"
     assert report.step("TCP").skipped
+
+
+SIGN_IN_SCRIPT = textwrap.dedent("""
+    import asyncio, sys
+    import httpx
+    from tapi_agent.net.auth import ReapitConnect, Session
+    from tapi_agent.net.tokens import TokenStore
+
+    async def main(url: str) -> None:
+        visits = []
+
+        async def visit(address: str) -> None:
+            async with httpx.AsyncClient(follow_redirects=True) as client:
+                page = await client.get(address)
+                assert page.status_code == 200, page.text
+
+        def browser(address: str) -> bool:
+            visits.append(asyncio.get_running_loop().create_task(visit(address)))
+            return True
+
+        store = TokenStore()
+        assert store.available, store.description
+        session = Session(ReapitConnect(url, "tapi-agent"), store)
+        await session.sign_in(port=0, open_browser=browser, timeout_s=20)
+        await asyncio.gather(*visits)
+
+    asyncio.run(main(sys.argv[1]))
+    print("SIGNED-IN")
+""")
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """An environment with no user settings, no TAPI_AGENT_* overrides and no D-Bus session."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TAPI_AGENT_") and k != "DBUS_SESSION_BUS_ADDRESS"}
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    })
+    return env
+
+
+def test_cli_diagnose_exits_0_against_a_running_mock_with_a_stored_session(
+    tmp_path: Path,
+) -> None:
+    require_tool("dbus-run-session", "a private D-Bus session for the credential store")
+    require_tool("gnome-keyring-daemon", "the Secret Service holding the session")
+    server = MockServer(port=0, auto_approve="JAS")
+    server.start()
+    try:
+        script = tmp_path / "sign_in.py"
+        script.write_text(SIGN_IN_SCRIPT, encoding="utf-8")
+        python = shlex.quote(sys.executable)
+        url = shlex.quote(server.base_url)
+        command = (
+            "echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null; "
+            f"{python} {shlex.quote(str(script))} {url} || exit 99; "
+            f"exec {python} -m tapi_agent diagnose --server {url} --timeout 5"
+        )
+        result = subprocess.run(
+            ["dbus-run-session", "--", "sh", "-c", command], env=cli_env(tmp_path),
+            capture_output=True, text=True, timeout=90, check=False,
+        )
+    finally:
+        server.stop()
+    output = result.stdout + result.stderr
+    assert "SIGNED-IN" in result.stdout, output
+    assert result.returncode == 0, output
+    assert "Result: OK" in result.stdout
+    assert "welcome for JAS" in result.stdout
+
+
+def test_cli_diagnose_exits_non_zero_against_a_stopped_mock_naming_the_step(
+    mock_server: MockServer, tmp_path: Path
+) -> None:
+    url = mock_server.base_url
+    mock_server.stop()
+    result = subprocess.run(
+        [sys.executable, "-m", "tapi_agent", "diagnose", "--server", url, "--timeout", "3"],
+        env=cli_env(tmp_path), capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "FAILED at step TCP" in result.stdout
+    assert "is the backend running?" in result.stdout
