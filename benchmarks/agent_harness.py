@@ -1,0 +1,158 @@
+"""The agent for benchmarks: the real `Agent` (pops, stream, worker) in its own process.
+
+    python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--count-history]
+
+Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
+backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
+product's own logging set-up (`tapi_agent.logs.setup_logging`, file log included). Every
+structured event goes to stdout as one JSON line with `t`, the epoch seconds of the log record
+(full resolution; the product's `ts` has milliseconds). Harness lines:
+- `harness.tray_visible` (with `--tray`): the tray icon is shown and the event loop has turned;
+- `harness.history` (with `--count-history`): every entry the CallBook adds to its history
+  (the book keeps 50; the driver counts them all);
+- `harness.rss`: answered to `rss` on stdin (after a full garbage collection).
+`quit` on stdin, or EOF, shuts the agent down the way the app does (stream stopped, worker
+joined) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+T_START = time.time()
+
+_out_lock = threading.Lock()
+
+
+def emit(event: str, t: float | None = None, **fields: Any) -> None:
+    """One JSON line on stdout."""
+    line = json.dumps({"t": time.time() if t is None else t, "event": event, **fields},
+                      default=str, separators=(",", ":"))
+    with _out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+class StdoutEvents(logging.Handler):
+    """Structured events (logger `tapi_agent.events`) as JSON lines with the record's time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ev = getattr(record, "event", None)
+        if ev:
+            emit(ev, record.created, **getattr(record, "fields", {}))
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", required=True)
+    parser.add_argument("--negotiator", default="JAS")
+    parser.add_argument("--tray", action="store_true", help="build the tray (needs a display)")
+    parser.add_argument("--count-history", action="store_true")
+    parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
+    args = parser.parse_args()
+
+    import httpx
+    from PySide6.QtCore import QObject, QTimer, Signal
+    from PySide6.QtWidgets import QApplication
+
+    from tapi_agent.app import Agent
+    from tapi_agent.config import Paths, load_settings
+    from tapi_agent.core.log import EVENTS_LOGGER
+    from tapi_agent.logs import setup_logging
+    from tapi_agent.net.session import CallableTokenSource
+
+    tmp = Path(tempfile.mkdtemp(prefix="tapi-agent-bench-"))
+    paths = Paths(machine_config=tmp / "machine.toml", user_config=tmp / "user.toml",
+                  data_dir=tmp / "data", log_dir=tmp / "logs")
+    setup_logging(log_dir=paths.log_dir, level="INFO", json_path=None)
+    logging.getLogger(EVENTS_LOGGER).addHandler(StdoutEvents())
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setQuitOnLastWindowClosed(False)
+    settings = load_settings(environ={}, cli={"server.url": args.server,
+                                              "calls.linger_s": args.linger})
+    neg = args.negotiator
+
+    async def mint() -> tuple[str, float]:
+        async with httpx.AsyncClient(base_url=args.server, timeout=10) as http:
+            r = await http.post("/_mock/tokens", json={"negotiatorId": neg})
+            r.raise_for_status()
+            body = r.json()
+            return body["access_token"], time.time() + float(body["expires_in"])
+
+    agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id=neg,
+                  with_tray=args.tray)
+
+    if args.count_history:
+        book = agent.pops.book
+
+        class CountingHistory(deque):  # type: ignore[type-arg]
+            """The book's bounded history, reporting every entry it is given."""
+
+            def append(self, entry: Any) -> None:
+                emit("harness.history", callId=entry.call_id,
+                     outcome=getattr(entry, "outcome", None))
+                super().append(entry)
+
+        old = book._history
+        book._history = CountingHistory(old, maxlen=old.maxlen)
+
+    class Control(QObject):
+        """Commands read on a plain thread, handled on the GUI thread (queued signal)."""
+
+        command = Signal(str)
+
+    control = Control()
+
+    def handle(cmd: str) -> None:
+        if cmd == "rss":
+            gc.collect()
+            emit("harness.rss", rssKb=rss_kb())
+        elif cmd == "quit":
+            app.quit()
+
+    control.command.connect(handle)
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            control.command.emit(line.strip())
+        control.command.emit("quit")
+
+    threading.Thread(target=read_stdin, name="harness-stdin", daemon=True).start()
+    agent.start()
+    if args.tray:
+        def tray_check() -> None:
+            tray = agent.tray
+            icon = getattr(tray, "icon", None)
+            if icon is not None and icon.isVisible():
+                emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
+            else:
+                QTimer.singleShot(5, tray_check)
+
+        QTimer.singleShot(0, tray_check)
+    code = app.exec()
+    agent.shutdown()
+    emit("harness.exit", code=code)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

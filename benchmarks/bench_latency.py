@@ -1,0 +1,149 @@
+"""End-to-end latency: `POST /notifications` accepted -> `pop.shown` (first paint), with the floor.
+
+    .venv/bin/python benchmarks/bench_latency.py [--quick]
+
+Three processes: the mock backend (`backend.py`), the agent (`agent_harness.py`: the real
+`Agent`, offscreen Qt, real websocket client, real pop cards, product logging) and this driver,
+which posts the calls and holds the floor: a bare `websockets` client connected to the same
+backend as the same negotiator, so it receives the very same notifications. The floor connects
+first, so the hub queues each frame for it before the agent (if anything, the floor is favoured).
+
+Per call: POST incomingCall, wait for the agent's `pop.shown`, POST endedCall, wait for
+`pop.closed`. Latencies are measured from the frame's `sentAt` (the backend's accept time,
+ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
+- floor: bytes of the frame reach the bare client's socket protocol;
+- agent received: the agent's `notification.received` log record;
+- agent pop: the agent's `pop.shown` log record (written in the card's first paintEvent).
+The first calls warm up (first card built, fonts loaded) and are reported apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Backend, agent, envelope, fmt, parse_iso, percentiles, write_result
+
+
+class StampingConnection(ClientConnection):
+    """Stamps the arrival of bytes before websockets parses them."""
+
+    stamp: float | None = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.stamp is None:
+            self.stamp = time.time()
+        super().data_received(data)
+
+
+async def floor_client(url: str, token: str, seen: dict[str, tuple[float, float]],
+                       arrived: asyncio.Event, ready: asyncio.Event) -> None:
+    """The bare client: connect, then note (receipt, sentAt) of each incomingCall."""
+    async with connect(url, additional_headers={"Authorization": f"Bearer {token}"},
+                       ping_interval=None, create_connection=StampingConnection) as ws:
+        assert isinstance(ws, StampingConnection)
+        ready.set()
+        async for raw in ws:
+            stamp = ws.stamp or time.time()
+            ws.stamp = None
+            frame = json.loads(raw)
+            if frame.get("type") != "notification":
+                continue
+            env = frame["notification"]
+            if env["subType"] == "incomingCall":
+                seen[env["payload"]["id"]] = (stamp, parse_iso(frame["sentAt"]))
+                arrived.set()
+
+
+async def run(calls: int, warmup: int) -> dict[str, Any]:
+    backend = Backend.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=backend.base_url, timeout=10,
+            headers={"Authorization": f"Bearer {backend.provider_token}"},
+        ) as http:
+            r = await http.post("/_mock/tokens", json={"negotiatorId": "JAS"})
+            r.raise_for_status()
+            seen: dict[str, tuple[float, float]] = {}
+            arrived, ready = asyncio.Event(), asyncio.Event()
+            floor = asyncio.create_task(
+                floor_client(backend.ws_url, r.json()["access_token"], seen, arrived, ready))
+            await asyncio.wait_for(ready.wait(), 10)
+
+            rows: list[dict[str, Any]] = []
+            async with agent(backend.base_url) as a:
+                for i in range(warmup + calls):
+                    call_id = f"lat-{i:04d}"
+                    resp = await http.post("/notifications",
+                                           json=envelope("incomingCall", call_id, ["JAS"]))
+                    assert resp.status_code == 202, resp.text
+                    received = await a.wait_for("notification.received", callId=call_id,
+                                                subType="incomingCall", timeout=10)
+                    shown = await a.wait_for("pop.shown", callId=call_id, timeout=10)
+                    while call_id not in seen:
+                        arrived.clear()
+                        await asyncio.wait_for(arrived.wait(), 10)
+                    floor_at, sent_at = seen.pop(call_id)
+                    resp = await http.post("/notifications",
+                                           json=envelope("endedCall", call_id, ["JAS"]))
+                    assert resp.status_code == 202, resp.text
+                    await a.wait_for("pop.closed", callId=call_id, timeout=10)
+                    rows.append({
+                        "callId": call_id, "warmup": i < warmup,
+                        "floorMs": (floor_at - sent_at) * 1000,
+                        "receivedMs": (received["t"] - sent_at) * 1000,
+                        "popMs": (shown["t"] - sent_at) * 1000,
+                        "loggedLatencyMs": shown.get("latencyMs"),
+                    })
+            floor.cancel()
+            await asyncio.gather(floor, return_exceptions=True)
+    finally:
+        backend.stop()
+
+    measured = [r for r in rows if not r["warmup"]]
+    out: dict[str, Any] = {
+        "calls": calls, "warmup": warmup,
+        "floor": percentiles([r["floorMs"] for r in measured]),
+        "agentReceived": percentiles([r["receivedMs"] for r in measured]),
+        "agentPop": percentiles([r["popMs"] for r in measured]),
+        "agentPopLogged": percentiles([float(r["loggedLatencyMs"]) for r in measured
+                                       if r["loggedLatencyMs"] is not None]),
+        "warmupPopMs": [r["popMs"] for r in rows if r["warmup"]],
+        "samples": rows,
+    }
+    out["gapP50Ms"] = out["agentPop"]["p50"] - out["floor"]["p50"]
+    out["targets"] = {
+        "p50 within 5 ms of the floor": out["gapP50Ms"] <= 5.0,
+        "p99 under 30 ms": out["agentPop"]["p99"] < 30.0,
+    }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30 calls instead of 200")
+    parser.add_argument("--calls", type=int, default=0)
+    args = parser.parse_args()
+    calls = args.calls or (30 if args.quick else 200)
+    out = asyncio.run(run(calls, warmup=5))
+    print(f"floor (bare websockets client): {fmt(out['floor'])}")
+    print(f"agent notification.received:    {fmt(out['agentReceived'])}")
+    print(f"agent pop.shown (first paint):  {fmt(out['agentPop'])}")
+    print(f"warm-up pops: {', '.join(f'{v:.1f}' for v in out['warmupPopMs'])} ms")
+    print(f"p50 gap to the floor: {out['gapP50Ms']:.2f} ms; targets: {out['targets']}")
+    write_result("latency", out, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
