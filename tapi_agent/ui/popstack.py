@@ -114,10 +114,13 @@ class PopStack(QObject):
 
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
-            # Monitors come and go (docking, projector): put the stack back on a real screen.
-            app.screenAdded.connect(lambda _s: self._relayout())
-            app.screenRemoved.connect(lambda _s: self._relayout())
-            app.primaryScreenChanged.connect(lambda _s: self._relayout())
+            # Monitors come and go (docking, projector) and taskbars move or change scaling:
+            # put the stack back in the right corner of a real screen.
+            app.screenAdded.connect(self._on_screen_added)
+            app.screenRemoved.connect(self._on_screens_changed)
+            app.primaryScreenChanged.connect(self._on_screens_changed)
+            for s in QGuiApplication.screens():
+                self._watch(s)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -204,6 +207,18 @@ class PopStack(QObject):
         self._relayout()
 
     # -- rendering -------------------------------------------------------------------------------
+
+    # Bound methods (not lambdas) so Qt drops the connections when this object goes away.
+    def _watch(self, screen: QScreen) -> None:
+        screen.availableGeometryChanged.connect(self._on_screens_changed)
+        screen.logicalDotsPerInchChanged.connect(self._on_screens_changed)
+
+    def _on_screen_added(self, screen: QScreen) -> None:
+        self._watch(screen)
+        self._relayout()
+
+    def _on_screens_changed(self, *_args: object) -> None:
+        self._relayout()
 
     def _render(self, changes: list[Change]) -> None:
         for change in changes:
