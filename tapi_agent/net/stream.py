@@ -407,9 +407,7 @@ class StreamClient:
         try:
             done, task = await self._race(self._read_loop(ws), self._renew_loop(ws))
         finally:
-            code = 1001 if self._stopping else 1000
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(code), 3.0)
+            await self._discard(ws)
         if not done:
             return self._kicked()
         assert task is not None
@@ -425,6 +423,19 @@ class StreamClient:
         except OSError as exc:
             return self._lost(reason=_short(exc))
         return self._lost(reason="connection ended")
+
+    async def _discard(self, ws: ClientConnection) -> None:
+        """Say goodbye when stopping; otherwise cut the link without waiting on the peer.
+
+        A link we leave is usually dead (watchdog, sleep, network change): a close handshake
+        would only wait out its timeout before the reconnect can start.
+        """
+        if self._stopping:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1001), 1.0)
+            return
+        with contextlib.suppress(Exception):
+            ws.transport.abort()
 
     async def _closed(self, exc: ConnectionClosed) -> float | None:
         sent = exc.sent.code if exc.sent is not None else None
