@@ -307,6 +307,14 @@ async def sign_in(
             outcome.set_result(result)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reply(reader, writer)
+        except Exception as exc:  # never leave the sign-in hanging on a bug or a broken socket
+            _log.exception("sign-in redirect handler failed")
+            writer.close()
+            finish(AuthError(f"The sign-in failed unexpectedly ({type(exc).__name__})"))
+
+    async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await _read_target(reader)
         if request is None:
             writer.close()
@@ -411,8 +419,10 @@ class Session:
         *,
         margin_s: float = 60.0,
         account: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._connect = connect
+        self._clock = clock
         self._store = store
         self._margin = margin_s
         self.account = account or f"session {connect.client_id}@{connect.issuer}"
@@ -461,7 +471,7 @@ class Session:
         if tokens is not None:
             # Short-lived tokens (tests, demo) get half their life as the margin.
             margin = min(self._margin, (tokens.expires_at - self._issued_at) / 2)
-            if tokens.expires_at - margin > time.time():
+            if tokens.expires_at - margin > self._clock():
                 return tokens.access_token
         return await self.refresh()
 
@@ -573,7 +583,7 @@ class Session:
 
     def _set_tokens(self, tokens: TokenSet) -> None:
         self._tokens = tokens
-        self._issued_at = time.time()
+        self._issued_at = self._clock()
         self._generation += 1
 
     async def _persist(self, refresh_token: str, identity: Identity | None) -> None:

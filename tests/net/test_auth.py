@@ -371,3 +371,31 @@ def test_restore_without_a_saved_session_is_false() -> None:
             await session.access_token()
 
     asyncio.run(scenario())
+
+
+def test_access_token_is_reused_until_close_to_expiry_then_refreshed(
+    connect_server: MockServer,
+) -> None:
+    now = [0.0]
+
+    def clock() -> float:
+        import time
+
+        return time.time() + now[0]
+
+    async def scenario() -> None:
+        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+                          MemoryTokenStore(), margin_s=60, clock=clock)
+        await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        first = await session.access_token()
+        assert await session.access_token() == first  # fresh: no refresh
+        expires = session.expires_at()
+        assert expires is not None
+        now[0] = 3600 - 90  # 90 s before expiry: still outside the 60 s margin
+        assert await session.access_token() == first
+        now[0] = 3600 - 30  # inside the margin: refreshed before it expires
+        second = await session.access_token()
+        assert second != first
+        assert (session.expires_at() or 0) >= expires
+
+    asyncio.run(scenario())
