@@ -57,7 +57,7 @@ def _tool(name: str) -> str:
 
 def build_bundle(dist: Path, work: Path) -> Path:
     """Run PyInstaller on the spec; return the onedir folder."""
-    _run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
+    _run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN",
           "--distpath", str(dist), "--workpath", str(work), str(SPEC)])
     bundle = dist / "tapi-agent"
     if not bundle.is_dir():

@@ -1,0 +1,101 @@
+"""The PyInstaller bundle built from installer/tapi-agent.spec runs: version, diagnose, contents."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PyInstaller.archive.readers import CArchiveReader
+
+from tapi_agent import __version__
+from tapi_agent.mock.server import MockServer
+from tests.helpers import require_tool
+
+pytestmark = pytest.mark.timeout(360)  # the first test here builds the bundle
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def _isolated_env(tmp_path: Path) -> dict[str, str]:
+    """No settings, keyrings or logs of the machine running the tests leak in or out."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAPI_AGENT_")}
+    env.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_RUNTIME_DIR": str(tmp_path),
+        "NO_PROXY": "127.0.0.1,localhost",
+    })
+    return env
+
+
+@pytest.fixture
+def signing_mock() -> Iterator[MockServer]:
+    """The real mock, approving every sign-in as JAS."""
+    server = MockServer(port=0, heartbeat_ms=2000, auto_approve="JAS")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("exe", ["tapi-agent", "tapi-agent-cli"])
+def test_frozen_agent_prints_its_version(frozen_bundle: Path, exe: str, tmp_path: Path) -> None:
+    result = subprocess.run([str(frozen_bundle / exe), "--version"], capture_output=True,
+                            text=True, timeout=60, env=_isolated_env(tmp_path), check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"tapi-agent {__version__}"
+
+
+def test_frozen_bundle_leaves_out_the_mock_and_its_dependencies(frozen_bundle: Path) -> None:
+    archive = CArchiveReader(str(frozen_bundle / "tapi-agent"))
+    modules = set(archive.open_embedded_archive("PYZ.pyz").toc)
+    tops = {m.split(".")[0] for m in modules}
+    assert not tops & {"fastapi", "uvicorn", "starlette", "jwt", "pytest", "hypothesis"}
+    assert not {m for m in modules if m.startswith("tapi_agent.mock")}
+    # ...while what the agent imports lazily (after parsing its command line) is in.
+    assert {"tapi_agent.app", "tapi_agent.config", "tapi_agent.net.tokens",
+            "tapi_agent.ui.tray", "keyring.backends.Windows", "truststore"} <= modules
+    internal = frozen_bundle / "_internal"
+    assert not (internal / "fastapi").exists() and not (internal / "uvicorn").exists()
+    assert (internal / "tapi_agent" / "resources" / "app-icon.ico").is_file()
+
+
+def test_frozen_diagnose_passes_against_a_running_mock_and_fails_when_it_is_gone(
+    frozen_bundle: Path, signing_mock: MockServer, tmp_path: Path
+) -> None:
+    require_tool("dbus-run-session", "runs a private D-Bus session for gnome-keyring")
+    require_tool("gnome-keyring-daemon", "the credential store the frozen agent reads")
+    server = signing_mock.base_url
+    cli = frozen_bundle / "tapi-agent-cli"
+    env = _isolated_env(tmp_path)
+    env["PYTHONPATH"] = str(ROOT)
+    # One private Secret Service: sign in as the agent would (the session goes to the keyring),
+    # then the frozen agent's diagnose finds the session, refreshes it and opens the stream.
+    command = (
+        "echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null && "
+        f'"{sys.executable}" "{HERE / "sign_in_for_diagnose.py"}" "{server}" && '
+        f'exec "{cli}" diagnose --server "{server}" --timeout 10'
+    )
+    result = subprocess.run(["dbus-run-session", "--", "sh", "-c", command], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    output = result.stdout + result.stderr
+    assert "SIGNED-IN JAS" in result.stdout, output
+    assert result.returncode == 0, output
+    assert "Result: OK" in result.stdout, output
+
+    signing_mock.stop()
+    down = subprocess.run([str(cli), "diagnose", "--server", server, "--timeout", "3"],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert "FAILED at step TCP" in down.stdout, down.stdout + down.stderr
