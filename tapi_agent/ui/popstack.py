@@ -114,13 +114,12 @@ class PopStack(QObject):
 
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
-            # Monitors come and go (docking, projector) and taskbars move or change scaling:
-            # put the stack back in the right corner of a real screen.
-            app.screenAdded.connect(self._on_screen_added)
+            # Monitors come and go (docking, projector): put the stack back on a real screen.
+            # (Each layout reads screen geometry afresh, so a moved taskbar is followed at the
+            # next change; per-QScreen connections crash PySide6 6.12 at interpreter exit.)
+            app.screenAdded.connect(self._on_screens_changed)
             app.screenRemoved.connect(self._on_screens_changed)
             app.primaryScreenChanged.connect(self._on_screens_changed)
-            for s in QGuiApplication.screens():
-                self._watch(s)
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -207,15 +206,6 @@ class PopStack(QObject):
         self._relayout()
 
     # -- rendering -------------------------------------------------------------------------------
-
-    # Bound methods (not lambdas) so Qt drops the connections when this object goes away.
-    def _watch(self, screen: QScreen) -> None:
-        screen.availableGeometryChanged.connect(self._on_screens_changed)
-        screen.logicalDotsPerInchChanged.connect(self._on_screens_changed)
-
-    def _on_screen_added(self, screen: QScreen) -> None:
-        self._watch(screen)
-        self._relayout()
 
     def _on_screens_changed(self, *_args: object) -> None:
         self._relayout()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import phonenumbers
 from PySide6.QtCore import QEvent, QPoint, QRectF, Qt, QUrl, Signal
 from PySide6.QtGui import (
+    QAction,
     QColor,
     QDesktopServices,
     QFont,
@@ -287,10 +288,11 @@ class PopCard(QWidget):
             # Clicking a button must not take the keyboard from the user's window.
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.close_button.clicked.connect(self.dismiss)
-        self.open_button.clicked.connect(lambda: self.open_record())
+        self.open_button.clicked.connect(self._on_open_clicked)
         self.copy_button.clicked.connect(self.copy_number)
         self.record_menu = QMenu(self)
         self.record_menu.setAccessibleName("Choose a record to open")
+        self.record_menu.triggered.connect(self._on_record_chosen)
 
         base = QFont(self.font())
         pt = base.pointSizeF() if base.pointSizeF() > 0 else 9.0
@@ -479,11 +481,19 @@ class PopCard(QWidget):
             return
         event.ignore()
 
+    def _on_open_clicked(self) -> None:
+        self.open_record()
+
+    def _on_record_chosen(self, action: QAction) -> None:
+        i = action.data()
+        if isinstance(i, int) and 0 <= i < len(self._contacts):
+            self.open_record(self._contacts[i])
+
     def _show_record_menu(self) -> None:
         self.record_menu.clear()
-        for contact in self._contacts:
+        for i, contact in enumerate(self._contacts):
             action = self.record_menu.addAction(contact.name or contact.id)
-            action.triggered.connect(lambda _=False, c=contact: self.open_record(c))
+            action.setData(i)
         pos = self.open_button.mapToGlobal(QPoint(0, self.open_button.height()))
         self.record_menu.popup(pos)
 
