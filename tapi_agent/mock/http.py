@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
@@ -15,6 +16,17 @@ from tapi_agent.mock.tokens import AccessClaims, TokenError
 
 REQUEST_ID_HEADER = "x-amzn-RequestId"
 _SCOPE_KEY = "tapi_agent.request_id"
+# Query parameters the journal must not keep: they are credentials.
+SECRET_PARAMS = frozenset({"access_token", "refresh_token", "id_token_hint", "code",
+                           "code_verifier", "client_secret", "token"})
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of credential parameters replaced by `***`."""
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, "***" if k in SECRET_PARAMS else v) for k, v in pairs])
 
 
 def now_z() -> str:
@@ -121,7 +133,7 @@ class RequestIdMiddleware:
             mock: MockState | None = getattr(getattr(scope.get("app"), "state", None), "mock", None)
             if mock is not None:
                 path = scope.get("path", "")
-                query = scope.get("query_string", b"").decode("latin-1")
+                query = redact_query(scope.get("query_string", b"").decode("latin-1"))
                 mock.record({
                     "kind": "request",
                     "method": scope.get("method", "GET"),
