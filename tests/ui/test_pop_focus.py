@@ -3,7 +3,8 @@
 Qt's offscreen platform activates every window it shows, whatever its flags, so it cannot tell a
 polite pop from a rude one. Here the user's window holds the X input focus, a call pops, and the
 X server is asked who has the focus and where typed keys go. A control run with an ordinary
-window shows the check can see a focus thief.
+window shows the check can see a focus thief. And once the user clicks into a pop, it takes the
+keyboard so that Esc dismisses it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ editor.activateWindow()
 editor.setFocus()
 ready = wait(lambda: QApplication.activeWindow() is editor and x_focus() == int(editor.winId()))
 
-if sys.argv[1] == "pop":
+if sys.argv[1] in ("pop", "esc"):
     from tapi_agent.core.calls import CallEvent
     from tapi_agent.ui.popstack import PopStack
     stack = PopStack("JAS")
@@ -67,6 +68,18 @@ else:  # control: an ordinary always-on-top window, as a naive pop would be
     pop.activateWindow()
 
 shown = wait(lambda: pop.isVisible() and getattr(pop, "painted", True))
+if sys.argv[1] == "esc":
+    # The user clicks into the card's text, then presses Esc: the card dismisses itself.
+    g = pop.geometry()
+    subprocess.run(["xdotool", "mousemove", str(g.x() + g.width() // 2), str(g.y() + 50),
+                    "click", "1"], check=False)
+    took_focus = wait(lambda: x_focus() == int(pop.winId()))
+    subprocess.run(["xdotool", "key", "Escape"], check=False)
+    gone = wait(lambda: "c1" not in stack.pops)
+    print(json.dumps({"ready": ready, "shown": shown, "took_focus_on_click": took_focus,
+                      "dismissed_by_esc": gone,
+                      "history": [h.outcome for h in stack.book.history]}))
+    sys.exit(0)
 # Give a focus change every chance to happen (ends early if it does).
 wait(lambda: x_focus() != int(editor.winId()), 700)
 focus_kept = x_focus() == int(editor.winId())
@@ -127,3 +140,11 @@ def test_the_focus_check_catches_an_ordinary_window_that_steals_it(xserver: str)
     result = probe(xserver, "control")
     assert result["x_focus_kept"] is False
     assert result["typed_into_editor"] is False
+
+
+@pytest.mark.needs_tool("Xvfb")
+def test_esc_dismisses_a_pop_after_the_user_clicks_into_it(xserver: str) -> None:
+    result = probe(xserver, "esc")
+    assert result["took_focus_on_click"] is True
+    assert result["dismissed_by_esc"] is True
+    assert result["history"] == ["dismissed"]
