@@ -1,6 +1,7 @@
 """The agent for benchmarks: the real `Agent` (pops, stream, worker) in its own process.
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--count-history]
+                                       [--patch popcard]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
@@ -10,6 +11,7 @@ structured event goes to stdout as one JSON line with `t`, the epoch seconds of 
 - `harness.tray_visible` (with `--tray`): the tray icon is shown and the event loop has turned;
 - `harness.history` (with `--count-history`): every entry the CallBook adds to its history
   (the book keeps 50; the driver counts them all);
+- `harness.on_event`: GUI-thread milliseconds `PopStack.on_event` took for each delivery;
 - `harness.rss`: answered to `rss` on stdin (after a full garbage collection).
 `quit` on stdin, or EOF, shuts the agent down the way the app does (stream stopped, worker
 joined) and exits.
@@ -60,6 +62,22 @@ def rss_kb() -> int:
     return 0
 
 
+def patch_popcard() -> None:
+    """The change proposed in BENCHMARKS.md: a card re-applies its style sheet only when the text
+    differs. Applied to this process only, to measure it before the owner makes it."""
+    from PySide6.QtWidgets import QWidget
+
+    from tapi_agent.ui.popup import PopCard
+
+    def set_style_sheet(self: QWidget, text: str) -> None:
+        if getattr(self, "_bench_style", None) == text:
+            return  # the same sheet again: Qt would re-polish every child for nothing
+        self._bench_style = text  # type: ignore[attr-defined]
+        QWidget.setStyleSheet(self, text)
+
+    PopCard.setStyleSheet = set_style_sheet  # type: ignore[method-assign,assignment]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True)
@@ -67,7 +85,10 @@ def main() -> int:
     parser.add_argument("--tray", action="store_true", help="build the tray (needs a display)")
     parser.add_argument("--count-history", action="store_true")
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
+    parser.add_argument("--patch", choices=["popcard"], action="append", default=[])
     args = parser.parse_args()
+    if "popcard" in args.patch:
+        patch_popcard()
 
     import httpx
     from PySide6.QtCore import QObject, QTimer, Signal
@@ -98,6 +119,20 @@ def main() -> int:
             body = r.json()
             return body["access_token"], time.time() + float(body["expires_in"])
 
+    from tapi_agent.ui.popstack import PopStack
+
+    on_event = PopStack.on_event
+
+    def timed_on_event(self: PopStack, event: Any) -> None:
+        # GUI-thread time to handle one delivery (CallBook, cards built and placed), which
+        # the wall-clock latency mixes with waiting for the CPU.
+        t0 = time.perf_counter()
+        on_event(self, event)
+        emit("harness.on_event", callId=getattr(event, "call_id", None),
+             subType=getattr(event, "sub_type", None),
+             ms=(time.perf_counter() - t0) * 1000)
+
+    PopStack.on_event = timed_on_event  # type: ignore[method-assign]
     agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id=neg,
                   with_tray=args.tray)
 

@@ -13,7 +13,8 @@ Per call: POST incomingCall, wait for the agent's `pop.shown`, POST endedCall, w
 ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
 - floor: bytes of the frame reach the bare client's socket protocol;
 - agent received: the agent's `notification.received` log record;
-- agent pop: the agent's `pop.shown` log record (written in the card's first paintEvent).
+- agent pop: the agent's `pop.shown` log record (written in the card's first paintEvent);
+- on_event: how long the GUI thread spent in `PopStack.on_event` for the incoming call.
 The first calls warm up (first card built, fonts loaded) and are reported apart.
 """
 
@@ -65,7 +66,7 @@ async def floor_client(url: str, token: str, seen: dict[str, tuple[float, float]
                 arrived.set()
 
 
-async def run(calls: int, warmup: int) -> dict[str, Any]:
+async def run(calls: int, warmup: int, agent_args: tuple[str, ...] = ()) -> dict[str, Any]:
     backend = Backend.start()
     try:
         async with httpx.AsyncClient(
@@ -81,7 +82,7 @@ async def run(calls: int, warmup: int) -> dict[str, Any]:
             await asyncio.wait_for(ready.wait(), 10)
 
             rows: list[dict[str, Any]] = []
-            async with agent(backend.base_url) as a:
+            async with agent(backend.base_url, *agent_args) as a:
                 for i in range(warmup + calls):
                     call_id = f"lat-{i:04d}"
                     resp = await http.post("/notifications",
@@ -89,6 +90,7 @@ async def run(calls: int, warmup: int) -> dict[str, Any]:
                     assert resp.status_code == 202, resp.text
                     received = await a.wait_for("notification.received", callId=call_id,
                                                 subType="incomingCall", timeout=10)
+                    handled = await a.wait_for("harness.on_event", callId=call_id, timeout=10)
                     shown = await a.wait_for("pop.shown", callId=call_id, timeout=10)
                     while call_id not in seen:
                         arrived.clear()
@@ -103,6 +105,7 @@ async def run(calls: int, warmup: int) -> dict[str, Any]:
                         "floorMs": (floor_at - sent_at) * 1000,
                         "receivedMs": (received["t"] - sent_at) * 1000,
                         "popMs": (shown["t"] - sent_at) * 1000,
+                        "onEventMs": handled["ms"],
                         "loggedLatencyMs": shown.get("latencyMs"),
                     })
             floor.cancel()
@@ -116,6 +119,7 @@ async def run(calls: int, warmup: int) -> dict[str, Any]:
         "floor": percentiles([r["floorMs"] for r in measured]),
         "agentReceived": percentiles([r["receivedMs"] for r in measured]),
         "agentPop": percentiles([r["popMs"] for r in measured]),
+        "agentOnEventCpu": percentiles([r["onEventMs"] for r in measured]),
         "agentPopLogged": percentiles([float(r["loggedLatencyMs"]) for r in measured
                                        if r["loggedLatencyMs"] is not None]),
         "warmupPopMs": [r["popMs"] for r in rows if r["warmup"]],
@@ -133,16 +137,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 calls instead of 200")
     parser.add_argument("--calls", type=int, default=0)
+    parser.add_argument("--no-patch", action="store_true",
+                        help="skip the second run with the proposed PopCard change applied")
     args = parser.parse_args()
     calls = args.calls or (30 if args.quick else 200)
     out = asyncio.run(run(calls, warmup=5))
+    report(out)
+    if not args.no_patch:
+        print("-- again with the proposed change (--patch popcard):")
+        out["patched"] = asyncio.run(run(calls, warmup=5, agent_args=("--patch", "popcard")))
+        report(out["patched"])
+    write_result("latency", out, quick=args.quick)
+    return 0
+
+
+def report(out: dict[str, Any]) -> None:
     print(f"floor (bare websockets client): {fmt(out['floor'])}")
     print(f"agent notification.received:    {fmt(out['agentReceived'])}")
     print(f"agent pop.shown (first paint):  {fmt(out['agentPop'])}")
+    print(f"  of which PopStack.on_event:   {fmt(out['agentOnEventCpu'])}")
     print(f"warm-up pops: {', '.join(f'{v:.1f}' for v in out['warmupPopMs'])} ms")
     print(f"p50 gap to the floor: {out['gapP50Ms']:.2f} ms; targets: {out['targets']}")
-    write_result("latency", out, quick=args.quick)
-    return 0
 
 
 if __name__ == "__main__":

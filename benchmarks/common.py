@@ -242,6 +242,7 @@ def backend(*args: str) -> Iterator[Backend]:
 class AgentProc:
     """The agent harness (`benchmarks/agent_harness.py`) as an asyncio child process.
 
+    `BENCH_PYSPY=FILE` in the environment runs it under `py-spy record` (collapsed stacks in FILE).
     Its stdout is one JSON object per line: every structured log event with `t` (epoch seconds
     of the log record), plus the harness's own `harness.*` lines.
     """
@@ -255,8 +256,14 @@ class AgentProc:
     @classmethod
     async def start(cls, server: str, *args: str, env: dict[str, str] | None = None,
                     keep: bool = True) -> AgentProc:
+        cmd = [PYTHON, str(BENCH_DIR / "agent_harness.py"), "--server", server, *args]
+        profile = os.environ.get("BENCH_PYSPY")
+        if profile:
+            # Profile the agent: py-spy samples it (all threads) and writes when it exits.
+            cmd = [str(Path(PYTHON).parent / "py-spy"), "record", "--threads", "--rate", "500",
+                   "--format", "raw", "--output", profile, "--", *cmd]
         proc = await asyncio.create_subprocess_exec(
-            PYTHON, str(BENCH_DIR / "agent_harness.py"), "--server", server, *args,
+            *cmd,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             env=env or child_env(), cwd=ROOT, limit=1 << 20,
         )
