@@ -297,6 +297,7 @@ async def sign_in(
     loop = asyncio.get_running_loop()
     outcome: asyncio.Future[tuple[TokenSet, Identity]] = loop.create_future()
     redirect_uri = ""
+    claimed: list[bool] = []
 
     def finish(error: AuthError | None, result: tuple[TokenSet, Identity] | None = None) -> None:
         if outcome.done():
@@ -325,10 +326,11 @@ async def sign_in(
             # the browser also asks for /favicon.ico; that does not end the sign-in
             await _respond(writer, 404, "Not Found", _page("Not found", "", ok=False))
             return
-        if outcome.done():
+        if outcome.done() or claimed:
             await _respond(writer, 410, "Gone", _page(
                 "This sign-in is finished", "Return to TAPI Agent to sign in again.", ok=False))
             return
+        claimed.append(True)  # one-shot: any later callback is turned away
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         got_state = query.get("state", "")
         if not secrets.compare_digest(got_state.encode(), state.encode()):

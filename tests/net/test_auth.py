@@ -399,3 +399,44 @@ def test_access_token_is_reused_until_close_to_expiry_then_refreshed(
         assert (session.expires_at() or 0) >= expires
 
     asyncio.run(scenario())
+
+
+def test_listener_is_one_shot_a_second_callback_cannot_spoil_the_sign_in(
+    connect_server: MockServer,
+) -> None:
+    async def scenario() -> None:
+        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        exchanging = asyncio.Event()
+        release = asyncio.Event()
+        real_exchange = connect.exchange_code
+
+        async def slow_exchange(code: str, redirect_uri: str, verifier: str) -> TokenSet:
+            exchanging.set()
+            await release.wait()
+            return await real_exchange(code, redirect_uri, verifier)
+
+        connect.exchange_code = slow_exchange  # type: ignore[method-assign]
+        pages: list[httpx.Response] = []
+
+        async def browse(url: str) -> None:
+            async with httpx.AsyncClient() as client:
+                location = (await client.get(url)).headers["location"]
+                real = asyncio.create_task(client.get(location))
+                await exchanging.wait()
+                # another page fires a forged callback while the real code is being exchanged
+                pages.append(await client.get(with_state("forged")(location)))
+                release.set()
+                pages.append(await real)
+
+        tasks: list[asyncio.Task[None]] = []
+        result = await sign_in(
+            connect, port=0, timeout_s=20,
+            open_browser=lambda url: tasks.append(asyncio.create_task(browse(url))))
+        await asyncio.gather(*tasks)
+        assert result[1].negotiator_id == "JAS"
+        forged, real = pages
+        assert forged.status_code == 410
+        assert real.status_code == 200
+        await connect.aclose()
+
+    asyncio.run(scenario())
