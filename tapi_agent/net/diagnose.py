@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
@@ -24,6 +25,10 @@ from tapi_agent.net.http import make_http_client, tls_context
 from tapi_agent.net.session import SessionGone, TokenSource
 from tapi_agent.net.stream import InsecureServerError, is_loopback_host, stream_url
 from tapi_agent.protocol import FrameError, WelcomeFrame, parse_server_frame
+
+# websockets logs the upgrade request's headers (the bearer token) at DEBUG: pin its logger.
+_WIRE_LOG = logging.getLogger("tapi_agent.net.diagnose.wire")
+_WIRE_LOG.setLevel(logging.INFO)
 
 STEP_NAMES = ("config", "DNS", "TCP", "TLS", "HTTP", "token", "websocket")
 
@@ -235,6 +240,7 @@ async def diagnose(
                 open_timeout=timeout_s,
                 close_timeout=1.0,
                 ping_interval=None,
+                logger=_WIRE_LOG,
                 **extra,  # type: ignore[arg-type]
             ) as ws:
                 raw = await asyncio.wait_for(ws.recv(), timeout_s)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from tapi_agent.mock.server import MockServer
 from tapi_agent.net.diagnose import STEP_NAMES, DiagnoseReport, diagnose
@@ -90,9 +93,11 @@ def test_session_gone_is_reported_as_not_signed_in(mock_server: MockServer) -> N
 
 
 def test_refused_token_fails_the_websocket_step_without_showing_the_token(
-    mock_server: MockServer,
+    mock_server: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     report = run(mock_server.base_url, Fixed("garbage-token-value"))
+    assert "garbage-token-value" not in caplog.text  # not even in DEBUG logs
     assert report.step("token").ok
     assert report.failed is not None and report.failed.name == "websocket"
     assert "401" in report.failed.detail
