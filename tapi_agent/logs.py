@@ -99,8 +99,10 @@ def setup_logging(*, log_dir: Path, level: str = "INFO", json_path: str | None =
             log_file(log_dir), maxBytes=MAX_BYTES, backupCount=BACKUP_COUNT, encoding="utf-8",
             delay=True)
     except OSError as exc:
-        # A read-only profile must not stop the agent: log to stderr instead and say so.
-        file_handler = logging.StreamHandler(sys.stderr)  # type: ignore[assignment]
+        # A read-only profile must not stop the agent: log to stderr instead and say so
+        # (the windowed Windows build has no stderr at all: then there is nowhere to log).
+        file_handler = (logging.StreamHandler(sys.stderr) if sys.stderr is not None  # type: ignore[assignment]
+                        else logging.NullHandler())
         root.addHandler(_mark(file_handler))
         log.warning("cannot write the log in %s (%s); logging to stderr", log_dir, exc)
     else:
@@ -110,7 +112,9 @@ def setup_logging(*, log_dir: Path, level: str = "INFO", json_path: str | None =
     if json_path:
         json_handler: logging.Handler
         if json_path == "-":
-            json_handler = _FlushingStreamHandler(sys.stdout)
+            # The windowed Windows build has no stdout: `--log-json -` then writes nothing.
+            json_handler = (_FlushingStreamHandler(sys.stdout) if sys.stdout is not None
+                            else logging.NullHandler())
         else:
             Path(json_path).parent.mkdir(parents=True, exist_ok=True)
             json_handler = _FlushingFileHandler(json_path, encoding="utf-8")
