@@ -182,6 +182,8 @@ class PopStack(QObject):
         self._names = dict(names)
         for card in self._cards.values():
             card.set_negotiator_names(self._names)
+        if self._cards:
+            self._relayout()
 
     def set_me(self, negotiator_id: str) -> None:
         """The signed-in negotiator changed."""
