@@ -216,7 +216,7 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, to prove no token is ever logged
     backend = WindowsLikeKeyring()
-    seen_refresh_tokens: list[str] = []
+    tokens_seen: list[str] = []
 
     def stored_refresh_token() -> str:
         blob = TokenStore("TapiAgent", backend=backend).load(
@@ -231,9 +231,9 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
         identity = await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         assert identity.negotiator_id == "JAS"
         assert session.signed_in
-        seen_refresh_tokens.append(stored_refresh_token())
+        tokens_seen.append(stored_refresh_token())
         await session.refresh()  # rotation: a new refresh token, saved before use
-        seen_refresh_tokens.append(stored_refresh_token())
+        tokens_seen.append(stored_refresh_token())
 
     async def second_run() -> None:
         # a new agent process: nothing in memory, the same credential store
@@ -243,20 +243,20 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
         assert await session.restore() is True
         assert session.identity is not None
         assert session.identity.name == "James Smith"
-        seen_refresh_tokens.append(stored_refresh_token())
+        tokens_seen.append(stored_refresh_token())
         api = ApiClient(connect_server.base_url, session)
         assert "RPT" in await api.negotiators()
         await api.aclose()
-        seen_refresh_tokens.append(await session.access_token())
+        tokens_seen.append(await session.access_token())
 
     asyncio.run(first_run())
     asyncio.run(second_run())
-    assert len(set(seen_refresh_tokens[:3])) == 3  # each refresh stored a new token
+    assert len(set(tokens_seen[:3])) == 3  # each refresh stored a new token
     states = [e["state"] for e in events(caplog, "auth.state")]
     assert states == ["signed_in", "refreshed", "refreshed"]
     assert all(e["negotiatorId"] == "JAS" for e in events(caplog, "auth.state"))
     # never a token in the logs
-    for token in seen_refresh_tokens:
+    for token in tokens_seen:
         assert token not in caplog.text
 
 
