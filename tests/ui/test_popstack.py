@@ -166,8 +166,12 @@ def test_lookup_is_requested_and_contacts_fill_in_without_delaying_the_pop(
     card = stack.pops["c1"]
     assert card.isVisible() and card.title_label.text() == "07123 456789"
     assert asked == [("c1", "07123 456789")]
+    bottom = card.geometry().bottom()
     stack.set_contacts("c1", [JANE])
     assert card.title_label.text() == "Jane Cooper"
+    # The card grew a line: it is re-stacked so it still sits in the corner, whole.
+    assert card.geometry().bottom() == bottom
+    assert QGuiApplication.primaryScreen().availableGeometry().contains(card.geometry())
 
 
 def test_no_lookup_for_a_withheld_number(qtbot: QtBot, make_stack: MakeStack) -> None:
