@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
 
 COLUMNS = ("", "When", "Caller", "To")
@@ -61,8 +61,8 @@ class MissedCallsDialog(QDialog):
         layout.addWidget(buttons)
         self.set_calls([])
 
-    def set_calls(self, calls: Sequence[Any]) -> None:
-        """Show `calls` (core.missed.MissedCall: caller, destination, created, seen)."""
+    def set_calls(self, calls: Sequence[MissedCall]) -> None:
+        """Show `calls`, newest first, the unseen ones in bold."""
         self.tree.clear()
         ordered = sorted(calls, key=lambda c: c.created.timestamp(), reverse=True)
         unseen = 0
@@ -70,7 +70,7 @@ class MissedCallsDialog(QDialog):
             # QTreeWidgetItem text is never interpreted as markup: payload strings stay plain.
             item = QTreeWidgetItem(["new" if not call.seen else "", _when(call.created),
                                     call.caller or "unknown caller",
-                                    getattr(call, "destination", "") or ""])
+                                    call.destination or ""])
             item.setData(2, Qt.ItemDataRole.UserRole, call.caller)
             if not call.seen:
                 unseen += 1

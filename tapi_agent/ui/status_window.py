@@ -16,11 +16,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tapi_agent.core.calls import HistoryEntry
+from tapi_agent.core.connection import ConnectionStatus
+from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
 from tapi_agent.ui.tray import (
-    HistoryLike,
-    MissedLike,
-    StatusLike,
     TrayMenu,
     forward_signals,
     plain_toast_text,
@@ -105,7 +105,7 @@ class StatusWindow(QWidget):
         """The same menu the tray would show."""
         return self.tray_menu.menu
 
-    def set_status(self, status: StatusLike, negotiator: str | None) -> None:
+    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
         """Status line and icon for a connection status."""
         self.tray_menu.set_status(status, negotiator)
 
@@ -117,12 +117,12 @@ class StatusWindow(QWidget):
         """Tick Start at login (no signal)."""
         self.tray_menu.set_autostart(on)
 
-    def set_history(self, entries: Sequence[HistoryLike], labels: Mapping[str, str] | None = None,
+    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:
         """Recent calls submenu (last 20)."""
         self.tray_menu.set_history(entries, labels, record_urls)
 
-    def set_missed(self, calls: Sequence[MissedLike]) -> None:
+    def set_missed(self, calls: Sequence[MissedCall]) -> None:
         """Missed calls submenu and count."""
         self.tray_menu.set_missed(calls)
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
+from tapi_agent.core.calls import HistoryEntry
+from tapi_agent.core.connection import ConnectionStatus
+from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
 from tapi_agent.ui.missed_view import MissedCallsDialog
 
@@ -39,42 +42,14 @@ SIGNAL_NAMES = (
 )
 
 
-class StatusLike(Protocol):
-    """What the tray reads of `core.connection.ConnectionStatus`."""
-
-    state: Any  # ConnState (a StrEnum) or its string value
-    attempt: int
-    retry_in_ms: int | None
-    detail: str | None
-
-
-class HistoryLike(Protocol):
-    """What the tray reads of `core.calls.HistoryEntry`."""
-
-    key: str
-    caller: str
-    at: float
-    outcome: str
-    answered_by: str | None
-
-
-class MissedLike(Protocol):
-    """What the tray reads of `core.missed.MissedCall`."""
-
-    deferred_id: str
-    caller: str
-    created: datetime
-    seen: bool
-
-
 def menu_text(text: str) -> str:
     """Payload text made safe for a QAction: '&' is not a mnemonic, a tab is not a shortcut."""
     return " ".join(text.replace("&", "&&").split())
 
 
-def status_line(status: StatusLike, negotiator: str | None) -> str:
+def status_line(status: ConnectionStatus, negotiator: str | None) -> str:
     """One line for the menu, the tooltip and the status window: "Connected as Jane (JAS)"."""
-    state = str(getattr(status.state, "value", status.state))
+    state = str(status.state)  # ConnState is a StrEnum
     retry = status.retry_in_ms
     retry_text = f"; retrying in {max(1, round(retry / 1000))} s" if retry else ""
     who = f" as {negotiator}" if negotiator else ""
@@ -105,7 +80,7 @@ _OUTCOMES = {
 }
 
 
-def history_line(entry: HistoryLike, label: str | None = None) -> str:
+def history_line(entry: HistoryEntry, label: str | None = None) -> str:
     """"10:28  Jane Doe  · answered by RPT" for the Recent calls submenu."""
     when = datetime.fromtimestamp(entry.at).strftime("%H:%M")
     outcome = _OUTCOMES.get(entry.outcome, entry.outcome.replace("_", " "))
@@ -114,7 +89,7 @@ def history_line(entry: HistoryLike, label: str | None = None) -> str:
     return f"{when}  {label or entry.caller or 'unknown caller'}  · {outcome}"
 
 
-def missed_line(call: MissedLike) -> str:
+def missed_line(call: MissedCall) -> str:
     """"• 10:28  07123 456789" (the dot marks one not yet seen)."""
     created = call.created
     when = created.astimezone().strftime("%a %H:%M") if created.tzinfo else created.strftime(
@@ -153,8 +128,8 @@ class TrayMenu(QObject):
         self.status_text = "Signed out: calls will not pop"
         self.negotiator: str | None = None
         self.do_not_disturb = False
-        self.missed: list[MissedLike] = []
-        self.history: list[HistoryLike] = []
+        self.missed: list[MissedCall] = []
+        self.history: list[HistoryEntry] = []
         self._missed_dialog: MissedCallsDialog | None = None
         self._about: QMessageBox | None = None
 
@@ -228,9 +203,9 @@ class TrayMenu(QObject):
 
     # -- setters ---------------------------------------------------------------------------------
 
-    def set_status(self, status: StatusLike, negotiator: str | None) -> None:
+    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
         """Show a connection status: status line, icon, which of Sign in / Sign out is offered."""
-        self.state = str(getattr(status.state, "value", status.state))
+        self.state = str(status.state)  # ConnState is a StrEnum
         self.negotiator = negotiator
         self.status_text = status_line(status, negotiator)
         signed_out = self.state == "signed_out"
@@ -257,7 +232,7 @@ class TrayMenu(QObject):
         finally:
             self._sync_setters = False
 
-    def set_history(self, entries: Sequence[HistoryLike], labels: Mapping[str, str] | None = None,
+    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:
         """Fill Recent calls with the newest `RECENT_LIMIT` entries (newest first).
 
@@ -278,7 +253,7 @@ class TrayMenu(QObject):
             copy.setObjectName(f"copy:{entry.key}")
             copy.setEnabled(bool(number))
             copy.triggered.connect(lambda _c=False, n=number: self._copy(n))
-            url = (record_urls or {}).get(entry.key) or getattr(entry, "record_url", None)
+            url = (record_urls or {}).get(entry.key)
             open_rec = sub.addAction("Open record")
             open_rec.setObjectName(f"open:{entry.key}")
             open_rec.setEnabled(bool(url))
@@ -290,7 +265,7 @@ class TrayMenu(QObject):
         # The app owns the clipboard (it also logs the action); the menu only asks.
         self.history_copy_requested.emit(number)
 
-    def set_missed(self, calls: Sequence[MissedLike]) -> None:
+    def set_missed(self, calls: Sequence[MissedCall]) -> None:
         """Fill Missed calls and the badge (the badge counts the ones not seen yet)."""
         self.missed = list(calls)
         unseen = self.unseen_count
@@ -431,7 +406,7 @@ class Tray(QObject):
         """Take the icon out of the tray (before quitting)."""
         self._icon.hide()
 
-    def set_status(self, status: StatusLike, negotiator: str | None) -> None:
+    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
         """Icon, tooltip and status line for a connection status."""
         self.tray_menu.set_status(status, negotiator)
 
@@ -443,12 +418,12 @@ class Tray(QObject):
         """Tick Start at login (no signal)."""
         self.tray_menu.set_autostart(on)
 
-    def set_history(self, entries: Sequence[HistoryLike], labels: Mapping[str, str] | None = None,
+    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:
         """Recent calls submenu (last 20)."""
         self.tray_menu.set_history(entries, labels, record_urls)
 
-    def set_missed(self, calls: Sequence[MissedLike]) -> None:
+    def set_missed(self, calls: Sequence[MissedCall]) -> None:
         """Missed calls submenu and the count badge on the icon."""
         self.tray_menu.set_missed(calls)
 
