@@ -113,9 +113,9 @@ class StatusWindow(QWidget):
         """Tick Do not disturb (no signal)."""
         self.tray_menu.set_do_not_disturb(on)
 
-    def set_autostart(self, on: bool) -> None:
-        """Tick Start at login (no signal)."""
-        self.tray_menu.set_autostart(on)
+    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
+        """Tick Start at login (no signal); greyed out when set by policy."""
+        self.tray_menu.set_autostart(on, locked=locked)
 
     def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:

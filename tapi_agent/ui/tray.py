@@ -224,13 +224,17 @@ class TrayMenu(QObject):
             self._sync_setters = False
         self._refresh()
 
-    def set_autostart(self, on: bool) -> None:
-        """Reflect whether the agent starts at login, without emitting `autostart_toggled`."""
+    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
+        """Reflect whether the agent starts at login, without emitting `autostart_toggled`;
+        `locked` (app.autostart set by policy) greys the item out and says why."""
         self._sync_setters = True
         try:
             self.autostart_action.setChecked(on)
         finally:
             self._sync_setters = False
+        self.autostart_action.setEnabled(not locked)
+        self.autostart_action.setText(
+            "Start at login (set by your administrator)" if locked else "Start at login")
 
     def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:
@@ -414,9 +418,9 @@ class Tray(QObject):
         """Tick Do not disturb (no signal)."""
         self.tray_menu.set_do_not_disturb(on)
 
-    def set_autostart(self, on: bool) -> None:
-        """Tick Start at login (no signal)."""
-        self.tray_menu.set_autostart(on)
+    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
+        """Tick Start at login (no signal); greyed out when set by policy."""
+        self.tray_menu.set_autostart(on, locked=locked)
 
     def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
                     record_urls: Mapping[str, str] | None = None) -> None:

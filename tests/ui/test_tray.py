@@ -107,6 +107,16 @@ def test_setters_reflect_state_without_emitting(menu: TrayMenu, qtbot: QtBot) ->
     assert menu.dnd_action.isChecked() and menu.autostart_action.isChecked()
 
 
+def test_start_at_login_locked_by_policy_is_greyed_out_and_says_so(menu: TrayMenu) -> None:
+    menu.set_autostart(True, locked=True)
+    assert menu.autostart_action.isChecked()
+    assert not menu.autostart_action.isEnabled()
+    assert menu.autostart_action.text() == "Start at login (set by your administrator)"
+    menu.set_autostart(False)
+    assert menu.autostart_action.isEnabled()
+    assert menu.autostart_action.text() == "Start at login"
+
+
 @pytest.mark.parametrize(("name", "signal", "args"), [
     ("signIn", "sign_in_requested", []),
     ("signOut", "sign_out_requested", []),
