@@ -76,7 +76,7 @@ class SettingsDialog(QDialog):
         self._initial: dict[str, Any] = {}
         self.setWindowTitle("TAPI Agent settings")
         self.setWindowIcon(icons.app_icon())
-        self.setMinimumWidth(560)
+        self.setMinimumWidth(680)
 
         layout = QVBoxLayout(self)
         if settings.errors:
@@ -94,7 +94,10 @@ class SettingsDialog(QDialog):
             form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
             for setting in SETTINGS:
                 if setting.key.startswith(prefixes):
-                    form.addRow(_plain(QLabel(setting.description)), self._row(setting))
+                    label = _plain(QLabel(setting.description))
+                    label.setWordWrap(True)
+                    label.setMinimumWidth(240)
+                    form.addRow(label, self._row(setting))
             self.tabs.addTab(page, title)
         layout.addWidget(self.tabs)
 
@@ -121,6 +124,7 @@ class SettingsDialog(QDialog):
         value = self.settings.values[key]
         editor = self._editor(setting, value)
         editor.setObjectName(key)
+        editor.setMinimumWidth(220)
         self._widgets[key] = editor
         self._initial[key] = self._read(setting, editor)
         tip = f"{key}: {setting.describe_allowed()}"
