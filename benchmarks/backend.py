@@ -1,12 +1,12 @@
 """The mock backend as a benchmark child process: prints its address, obeys stdin commands.
 
-    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N] [--patch fanout]
+    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N] [--patch fanout|nodelay]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
 answered by one JSON line: `restart` (same port, new epoch; `{"t0", "t1"}` around it),
 `pid`. EOF or `quit` stops it. `--negotiators N` adds negotiators `B0001`..`BNNNN` to the seed
-(fan-out to 1,000). `--patch fanout` applies the fan-out change proposed in BENCHMARKS.md, so
-the before/after can be measured without editing the product.
+(fan-out to 1,000). `--patch fanout|nodelay` applies a change proposed in BENCHMARKS.md, so the
+before/after can be measured without editing the product.
 """
 
 from __future__ import annotations
@@ -108,16 +108,45 @@ def patch_fanout() -> None:
     _ = by_negotiator
 
 
+def patch_nodelay() -> None:
+    """The proposed `MockServer._bind`: the listening socket is created with `IPPROTO_TCP`.
+
+    asyncio turns on TCP_NODELAY only for sockets whose `proto` is IPPROTO_TCP, and accepted
+    sockets inherit the listener's `proto` (0 when not given). Without NODELAY, uvicorn's
+    response (headers and body in two writes) waits for the client's delayed ACK: ~40 ms.
+    """
+    import socket
+
+    from tapi_agent.mock.server import MockServer
+
+    def bind(self: MockServer) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self._port))
+        except OSError:
+            sock.close()
+            raise
+        sock.listen(128)
+        sock.setblocking(False)
+        return sock
+
+    MockServer._bind = bind  # type: ignore[method-assign]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heartbeat-ms", type=int, default=15000)
     parser.add_argument("--negotiators", type=int, default=0)
     parser.add_argument("--retention-max", type=int, default=1000)
-    parser.add_argument("--patch", choices=["fanout"], action="append", default=[])
+    parser.add_argument("--patch", choices=["fanout", "nodelay"], action="append", default=[])
     args = parser.parse_args()
     raise_nofile(16384)
     if "fanout" in args.patch:
         patch_fanout()
+    if "nodelay" in args.patch:
+        patch_nodelay()
 
     from tapi_agent.mock.server import MockServer
 

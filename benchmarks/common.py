@@ -170,6 +170,50 @@ def envelope(
             "targets": {"negotiatorId": to}, "payload": payload}
 
 
+# ---------------------------------------------------------------------------- load generator
+
+
+class RawHttp:
+    """A minimal HTTP/1.1 keep-alive client: one write per request, Content-Length bodies.
+
+    The load generator must cost less than the server it loads; httpx spends ~1 ms of CPU per
+    request here, this a fraction of it.
+    """
+
+    def __init__(self, base_url: str, token: str) -> None:
+        host, port = base_url.split("://", 1)[1].rsplit(":", 1)
+        self.host, self.port, self.token = host, int(port), token
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, path: str, body: Any) -> tuple[int, bytes]:
+        """POST `body` as JSON; (status, response body)."""
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        data = json.dumps(body, separators=(",", ":")).encode()
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n").encode()
+        self._writer.write(head + data)
+        raw_head = await self._reader.readuntil(b"\r\n\r\n")
+        lines = raw_head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            if line.lower().startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        payload = await self._reader.readexactly(length) if length else b""
+        return status, payload
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+            self._writer = None
+
+
 # ---------------------------------------------------------------------------- child processes
 
 
@@ -184,7 +228,9 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Backend:
-    """The mock backend in its own process (`benchmarks/backend.py`), so it has its own GIL."""
+    """The mock backend in its own process (`benchmarks/backend.py`), so it has its own GIL.
+
+    `BENCH_PYSPY_BACKEND=FILE` runs it under `py-spy record` (collapsed stacks in FILE)."""
 
     proc: subprocess.Popen[str]
     base_url: str
@@ -193,16 +239,23 @@ class Backend:
 
     @classmethod
     def start(cls, *args: str) -> Backend:
+        cmd = [PYTHON, str(BENCH_DIR / "backend.py"), *args]
+        profile = os.environ.get("BENCH_PYSPY_BACKEND")
+        if profile:
+            cmd = [str(Path(PYTHON).parent / "py-spy"), "record", "--threads", "--rate", "500",
+                   "--format", "raw", "--output", profile, "--", *cmd]
         proc = subprocess.Popen(
-            [PYTHON, str(BENCH_DIR / "backend.py"), *args], stdin=subprocess.PIPE,
+            cmd, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, env=child_env(), cwd=ROOT,
         )
         assert proc.stdout is not None
         line = proc.stdout.readline()
+        while line and not line.startswith("{"):  # py-spy's banner comes first
+            line = proc.stdout.readline()
         if not line:
             raise RuntimeError("backend did not start (see stderr above)")
         info = json.loads(line)
-        return cls(proc, info["baseUrl"], info["providerToken"], proc.pid)
+        return cls(proc, info["baseUrl"], info["providerToken"], int(info["pid"]))
 
     @property
     def ws_url(self) -> str:
