@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import secrets
 import time
@@ -34,13 +36,22 @@ class AccessClaims:
     session_id: str | None
 
 
+@functools.cache
+def _process_key() -> rsa.RSAPrivateKey:
+    # Generating a 2048-bit key costs 0.1-0.3 s; tests start hundreds of servers. Servers still
+    # reject each other's tokens: the issuer (their base URL) differs.
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
 class TokenIssuer:
     """Holds one RSA key (kept across restarts) and mints/verifies tokens for one issuer URL."""
 
     def __init__(self, issuer: str = "http://127.0.0.1") -> None:
         self.issuer = issuer
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.kid = "mock-" + secrets.token_hex(4)
+        self._key = _process_key()
+        self.kid = "mock-" + hashlib.sha256(
+            self._key.public_key().public_numbers().n.to_bytes(256, "big")
+        ).hexdigest()[:12]
 
     def jwks(self) -> dict[str, Any]:
         """The public key as a JSON Web Key Set."""
