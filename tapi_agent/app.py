@@ -146,7 +146,8 @@ class _RestoringTokens:
 def _qt_app() -> Any:
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("TAPI Agent")
     app.setOrganizationName("TapiAgent")
     app.setApplicationVersion(__version__)
@@ -175,7 +176,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
                   demo_negotiator=getattr(args, "negotiator", "JAS"),
                   demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
     instance.activated.connect(agent.show_status)
-    install_crash_handler(agent.notify_crash)
+    install_crash_handler(
+        lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
+    )  # the handler may run in the worker thread: cross by signal
     agent.start()
     qt.aboutToQuit.connect(agent.shutdown)
     code: int = qt.exec()
@@ -384,6 +387,8 @@ class Agent:
     # -- calls ---------------------------------------------------------------------------
 
     def _on_delivery(self, delivery: Any) -> None:
+        if self.tray is not None and hasattr(self.tray, "icon"):
+            self.pops.set_tray_geometry(self.tray.icon.geometry())  # the taskbar may have moved
         self.pops.on_event(self._CallEvent.from_frame(delivery.frame))
 
     def _lookup_contacts(self, key: str, number: str) -> None:
@@ -497,12 +502,15 @@ class Agent:
     # -- tray and user actions -----------------------------------------------------------
 
     def _build_tray(self) -> None:
+        from tapi_agent.ui.status_window import StatusWindow
         from tapi_agent.ui.tray import Tray
 
-        tray = Tray()
-        if not tray.available:
-            from tapi_agent.ui.status_window import StatusWindow
-
+        tray: Tray | StatusWindow
+        icon = Tray()
+        if icon.available:
+            self.pops.set_tray_geometry(icon.icon.geometry())
+            tray = icon
+        else:
             log.warning("this desktop has no system tray: showing a status window instead")
             tray = StatusWindow()
             tray.show()
@@ -519,15 +527,30 @@ class Agent:
         tray.autostart_toggled.connect(self.set_autostart)
         tray.history_copy_requested.connect(self._copy_text)
         tray.history_open_requested.connect(self._open_url)
-        self.pops.history_changed.connect(lambda: tray.set_history(self.pops.book.history))
+        self.pops.history_changed.connect(self._show_history)
         tray.set_missed(self.missed.calls)
         tray.set_do_not_disturb(bool(self.settings["app.do_not_disturb"]))
         try:
             from tapi_agent.autostart import autostart_enabled
 
-            tray.set_autostart(autostart_enabled())
+            tray.set_autostart(autostart_enabled(),
+                               locked=self.settings.is_locked("app.autostart"))
         except Exception:
             log.debug("autostart state unknown", exc_info=True)
+
+    def _show_history(self) -> None:
+        """Recent calls in the tray, named and linked when a contact matched the caller."""
+        if self.tray is None:
+            return
+        entries = self.pops.book.history
+        labels: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for entry in entries:
+            found = self._contact_cache.get(entry.caller) or []
+            if found:
+                labels[entry.key] = found[0].name
+                urls[entry.key] = found[0].record_url
+        self.tray.set_history(entries, labels=labels, record_urls=urls)
 
     def _on_status(self, status: Any) -> None:
         self._status = status
@@ -550,14 +573,15 @@ class Agent:
             self.tray.toast(title, text)
         log.info("%s: %s", title, text)
 
-    def notify_crash(self, text: str) -> None:
-        self._notify("TAPI Agent hit a problem", text)
-
     def show_status(self) -> None:
-        """A second launch asked us to show ourselves."""
-        if self.tray is not None and self._status is not None:
-            self._notify("TAPI Agent is running", getattr(self._status, "detail", "") or
-                         str(getattr(self._status.state, "value", self._status.state)))
+        """A second launch asked us to show ourselves: open the tray menu (or the window)."""
+        log.info("a second launch asked this agent to show itself")
+        if self.tray is None:
+            return
+        if hasattr(self.tray, "bring_to_front"):
+            self.tray.bring_to_front()
+        else:
+            self.tray.show_menu()
 
     def reconnect_now(self) -> None:
         if self.stream is not None:
@@ -588,7 +612,18 @@ class Agent:
         user_file = self.settings.user_file or self.paths.user_config
         dialog = SettingsDialog(self.settings, lambda changes: save_user_settings(user_file,
                                                                                   changes))
+        dialog.saved.connect(self._apply_saved_settings)
         dialog.exec()
+
+    def _apply_saved_settings(self, changes: dict[str, Any]) -> None:
+        """Do not disturb applies at once; other settings take effect at the next start."""
+        if "app.do_not_disturb" in changes:
+            on = bool(changes["app.do_not_disturb"])
+            self.pops.set_do_not_disturb(on)
+            if self.tray is not None:
+                self.tray.set_do_not_disturb(on)
+        if set(changes) - {"app.do_not_disturb"}:
+            self._notify("Settings saved", "Some changes take effect when TAPI Agent restarts.")
 
     def open_log_folder(self) -> None:
         from PySide6.QtCore import QUrl
