@@ -3,7 +3,8 @@
     python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N] [--patch fanout|nodelay]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
-answered by one JSON line: `restart` (same port, new epoch; `{"t0", "t1"}` around it),
+answered by one JSON line: `restart` (what `MockServer.restart()` does, same port, new epoch;
+`{"t0", "tDown", "t1"}`: command, old server gone, new one listening),
 `pid`. EOF or `quit` stops it. `--negotiators N` adds negotiators `B0001`..`BNNNN` to the seed
 (fan-out to 1,000). `--patch fanout|nodelay` applies a change proposed in BENCHMARKS.md, so the
 before/after can be measured without editing the product.
@@ -148,7 +149,7 @@ def main() -> int:
     if "nodelay" in args.patch:
         patch_nodelay()
 
-    from tapi_agent.mock.server import MockServer
+    from tapi_agent.mock.server import CLOSE_RESTART, MockServer
 
     with tempfile.TemporaryDirectory(prefix="tapi-bench-") as tmp:
         seed = write_seed(args.negotiators, Path(tmp)) if args.negotiators else None
@@ -163,9 +164,14 @@ def main() -> int:
                 if cmd == "quit":
                     break
                 if cmd == "restart":
+                    # `MockServer.restart()` step by step, to time the moment nothing listens.
                     t0 = time.time()
-                    server.restart()
-                    print(json.dumps({"t0": t0, "t1": time.time()}), flush=True)
+                    server._shutdown(CLOSE_RESTART)
+                    t_down = time.time()
+                    server.state.hub.new_epoch()
+                    server.start()
+                    print(json.dumps({"t0": t0, "tDown": t_down, "t1": time.time()}),
+                          flush=True)
                 else:
                     print(json.dumps({"error": f"unknown command {cmd!r}"}), flush=True)
         finally:
