@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -107,7 +107,7 @@ class RequestIdMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        rid = secrets.token_hex(4) + "-" + secrets.token_hex(2) + "-" + secrets.token_hex(6)
+        rid = str(uuid.uuid4())
         scope[_SCOPE_KEY] = rid
         status: list[int] = []
 
