@@ -224,8 +224,8 @@ def main() -> int:
     """Write both templates next to this script."""
     ADMX_PATH.parent.mkdir(parents=True, exist_ok=True)
     ADML_PATH.parent.mkdir(parents=True, exist_ok=True)
-    ADMX_PATH.write_text(admx_text(), encoding="utf-8")
-    ADML_PATH.write_text(adml_text(), encoding="utf-8")
+    ADMX_PATH.write_text(admx_text(), encoding="utf-8", newline="\n")
+    ADML_PATH.write_text(adml_text(), encoding="utf-8", newline="\n")
     print(f"wrote {ADMX_PATH} and {ADML_PATH}")
     return 0
 

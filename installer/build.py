@@ -3,6 +3,7 @@
     python installer/build.py                   # dist/tapi-agent/ and dist/TapiAgent-<v>-x64.msi
     python installer/build.py --bundle DIR      # MSI only, from an existing onedir bundle
     python installer/build.py --skip-msi        # frozen app only
+    python installer/build.py --toolset wix     # on Windows: the MSI with WiX 3 (candle/light)
 
 On Linux the MSI carries the Linux bundle as a stand-in payload (its executables are named
 tapi-agent.exe / tapi-agent-cli.exe inside the MSI) so that the package itself, its tables and
@@ -236,6 +237,24 @@ def build_msi(bundle: Path, out: Path, work: Path, version: str) -> Path:
     return msi
 
 
+def build_msi_wix(bundle: Path, out: Path, work: Path, version: str) -> Path:
+    """Build the MSI around `bundle` with the WiX 3 toolset (candle + light, on Windows)."""
+    candle, light = _tool("candle"), _tool("light")
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    fragment = work / "bundle-files.wxs"
+    fragment.write_text(files_fragment(bundle_files(bundle.resolve())), encoding="utf-8")
+    msi = (out / f"TapiAgent-{version}-x64.msi").resolve()
+    _run([candle, "-nologo", "-arch", "x64", "-out", str(work) + os.sep,
+          f"-dVersion={versioninfo.msi_version(version)}", f"-dIconFile={ICON}",
+          "-dToolset=wix", str(WXS), str(fragment)])
+    # ICE38/ICE43 want the key path of a Start-menu shortcut's component in HKCU, which is
+    # right for per-user packages only; this one is per-machine (ALLUSERS=1), so HKLM is right.
+    _run([light, "-nologo", "-sice:ICE38", "-sice:ICE43", "-out", str(msi),
+          str(work / "tapi-agent.wixobj"), str(work / "bundle-files.wixobj")])
+    return msi
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line of the build script."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -246,13 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path,
                         help="use this existing onedir bundle instead of running PyInstaller")
     parser.add_argument("--skip-msi", action="store_true", help="build the frozen app only")
+    parser.add_argument("--toolset", choices=("wixl", "wix"), default="wixl",
+                        help="wixl (msitools, Linux; default) or wix (WiX 3 on Windows)")
     args = parser.parse_args(argv)
     version = versioninfo.package_version()
     try:
         bundle = args.bundle or build_bundle(args.dist, args.work / "pyinstaller")
         print(f"bundle: {bundle}")
         if not args.skip_msi:
-            msi = build_msi(bundle, args.dist, args.work / "wixl", version)
+            make = build_msi if args.toolset == "wixl" else build_msi_wix
+            msi = make(bundle, args.dist, args.work / args.toolset, version)
             print(f"msi: {msi}")
     except BuildError as exc:
         print(f"build failed: {exc}", file=sys.stderr)

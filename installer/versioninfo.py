@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT_NAME = "TAPI Agent"
@@ -43,25 +42,34 @@ def msi_version(version: str) -> str:
     return f"{major}.{minor}.{build}"
 
 
-def windows_version_info(version: str, exe_name: str) -> Any:
-    """The VERSIONINFO resource PyInstaller embeds in a Windows executable."""
-    from PyInstaller.utils.win32 import versioninfo as vi
+def version_file_text(version: str, exe_name: str) -> str:
+    """A PyInstaller version file (the VERSIONINFO resource of a Windows executable).
 
+    Text rather than PyInstaller's objects: those import `pefile`, which exists on Windows only,
+    and PyInstaller reads this format on Windows with the same classes.
+    """
     nums = numeric_version(version)
     dotted = ".".join(str(n) for n in nums)
-    strings = [
-        vi.StringStruct("CompanyName", COMPANY_NAME),
-        vi.StringStruct("FileDescription", DESCRIPTION),
-        vi.StringStruct("FileVersion", dotted),
-        vi.StringStruct("InternalName", exe_name),
-        vi.StringStruct("OriginalFilename", exe_name + ".exe"),
-        vi.StringStruct("ProductName", PRODUCT_NAME),
-        vi.StringStruct("ProductVersion", version),
-    ]
-    return vi.VSVersionInfo(
-        ffi=vi.FixedFileInfo(filevers=nums, prodvers=nums),
-        kids=[
-            vi.StringFileInfo([vi.StringTable("040904B0", strings)]),  # en-US, Unicode
-            vi.VarFileInfo([vi.VarStruct("Translation", [0x0409, 1200])]),
-        ],
-    )
+    strings = {
+        "CompanyName": COMPANY_NAME,
+        "FileDescription": DESCRIPTION,
+        "FileVersion": dotted,
+        "InternalName": exe_name,
+        "OriginalFilename": exe_name + ".exe",
+        "ProductName": PRODUCT_NAME,
+        "ProductVersion": version,
+    }
+    structs = ",\n".join(f"          StringStruct({k!r}, {v!r})" for k, v in strings.items())
+    return f"""VSVersionInfo(
+  ffi=FixedFileInfo(filevers={nums!r}, prodvers={nums!r}, mask=0x3f, flags=0x0, OS=0x40004,
+                    fileType=0x1, subtype=0x0, date=(0, 0)),
+  kids=[
+    StringFileInfo([
+      StringTable('040904B0', [
+{structs}
+      ])
+    ]),
+    VarFileInfo([VarStruct('Translation', [0x0409, 1200])])
+  ]
+)
+"""
