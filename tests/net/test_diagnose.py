@@ -17,6 +17,7 @@ from tapi_agent.mock.server import MockServer
 from tapi_agent.net.diagnose import STEP_NAMES, DiagnoseReport, diagnose
 from tapi_agent.net.session import CallableTokenSource, SessionGone
 from tests.helpers import require_tool
+from tests.net.test_tokens import WAIT_FOR_SECRET_SERVICE
 
 
 def tokens_for(server: MockServer, negotiator: str = "JAS") -> CallableTokenSource:
@@ -117,7 +118,7 @@ def test_unknown_host_fails_at_dns() -> None:
     assert report.step("TCP").skipped
 
 
-SIGN_IN_SCRIPT = textwrap.dedent("""
+SIGN_IN_SCRIPT = WAIT_FOR_SECRET_SERVICE + textwrap.dedent("""
     import asyncio, sys
     import httpx
     from tapi_agent.net.auth import ReapitConnect, Session

@@ -177,7 +177,23 @@ def test_memory_store_has_the_same_api() -> None:
     assert store.load("a") is None
 
 
-SECRET_SERVICE_SCRIPT = textwrap.dedent("""
+WAIT_FOR_SECRET_SERVICE = textwrap.dedent("""
+    import time
+    from keyring.backends import SecretService
+
+    # gnome-keyring-daemon may still be registering on the bus when the script starts.
+    _deadline = time.monotonic() + 20
+    while True:
+        try:
+            SecretService.Keyring().get_password("TapiAgentTest", "probe")
+            break
+        except Exception as exc:
+            if time.monotonic() > _deadline:
+                raise SystemExit(f"Secret Service not ready: {exc!r}")
+            time.sleep(0.05)
+""")
+
+SECRET_SERVICE_SCRIPT = WAIT_FOR_SECRET_SERVICE + textwrap.dedent("""
     import sys
     from keyring.backends import SecretService
     from tapi_agent.net.tokens import TokenStore
