@@ -1,16 +1,19 @@
 """The agent for benchmarks: the real `Agent` (pops, stream, worker) in its own process.
 
-    python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--count-history]
-                                       [--patch popcard]
+    python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
+                                       [--count-history] [--patch popcard]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
 product's own logging set-up (`tapi_agent.logs.setup_logging`, file log included). Every
 structured event goes to stdout as one JSON line with `t`, the epoch seconds of the log record
 (full resolution; the product's `ts` has milliseconds). Harness lines:
-- `harness.tray_visible` (with `--tray`): the tray icon is shown and the event loop has turned;
+- `harness.tray_visible` (with `--tray`): the tray icon is shown and docked in the tray;
 - `harness.history` (with `--count-history`): every entry the CallBook adds to its history
   (the book keeps 50; the driver counts them all);
+- `harness.phase`: start-up milestones (qapplication, [tray_shown,] imported, agent_built,
+  agent_started)
+  with milliseconds since the harness module began to run;
 - `harness.on_event`: GUI-thread milliseconds `PopStack.on_event` took for each delivery;
 - `harness.rss`: answered to `rss` on stdin (after a full garbage collection).
 `quit` on stdin, or EOF, shuts the agent down the way the app does (stream stopped, worker
@@ -78,77 +81,29 @@ def patch_popcard() -> None:
     PopCard.setStyleSheet = set_style_sheet  # type: ignore[method-assign,assignment]
 
 
+def since_start() -> float:
+    return (time.time() - T_START) * 1000
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", required=True)
     parser.add_argument("--negotiator", default="JAS")
     parser.add_argument("--tray", action="store_true", help="build the tray (needs a display)")
+    parser.add_argument("--tray-first", action="store_true",
+                        help="the start-up order proposed in BENCHMARKS.md: show the tray, "
+                             "then import and build the rest once the event loop runs")
     parser.add_argument("--count-history", action="store_true")
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--patch", choices=["popcard"], action="append", default=[])
     args = parser.parse_args()
-    if "popcard" in args.patch:
-        patch_popcard()
 
-    import httpx
     from PySide6.QtCore import QObject, QTimer, Signal
     from PySide6.QtWidgets import QApplication
 
-    from tapi_agent.app import Agent
-    from tapi_agent.config import Paths, load_settings
-    from tapi_agent.core.log import EVENTS_LOGGER
-    from tapi_agent.logs import setup_logging
-    from tapi_agent.net.session import CallableTokenSource
-
-    tmp = Path(tempfile.mkdtemp(prefix="tapi-agent-bench-"))
-    paths = Paths(machine_config=tmp / "machine.toml", user_config=tmp / "user.toml",
-                  data_dir=tmp / "data", log_dir=tmp / "logs")
-    setup_logging(log_dir=paths.log_dir, level="INFO", json_path=None)
-    logging.getLogger(EVENTS_LOGGER).addHandler(StdoutEvents())
-
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
-    settings = load_settings(environ={}, cli={"server.url": args.server,
-                                              "calls.linger_s": args.linger})
-    neg = args.negotiator
-
-    async def mint() -> tuple[str, float]:
-        async with httpx.AsyncClient(base_url=args.server, timeout=10) as http:
-            r = await http.post("/_mock/tokens", json={"negotiatorId": neg})
-            r.raise_for_status()
-            body = r.json()
-            return body["access_token"], time.time() + float(body["expires_in"])
-
-    from tapi_agent.ui.popstack import PopStack
-
-    on_event = PopStack.on_event
-
-    def timed_on_event(self: PopStack, event: Any) -> None:
-        # GUI-thread time to handle one delivery (CallBook, cards built and placed), which
-        # the wall-clock latency mixes with waiting for the CPU.
-        t0 = time.perf_counter()
-        on_event(self, event)
-        emit("harness.on_event", callId=getattr(event, "call_id", None),
-             subType=getattr(event, "sub_type", None),
-             ms=(time.perf_counter() - t0) * 1000)
-
-    PopStack.on_event = timed_on_event  # type: ignore[method-assign]
-    agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id=neg,
-                  with_tray=args.tray)
-
-    if args.count_history:
-        book = agent.pops.book
-
-        class CountingHistory(deque):  # type: ignore[type-arg]
-            """The book's bounded history, reporting every entry it is given."""
-
-            def append(self, entry: Any) -> None:
-                emit("harness.history", callId=entry.call_id,
-                     outcome=getattr(entry, "outcome", None))
-                super().append(entry)
-
-        old = book._history
-        book._history = CountingHistory(old, maxlen=old.maxlen)
+    emit("harness.phase", phase="qapplication", sinceStartMs=since_start())
 
     class Control(QObject):
         """Commands read on a plain thread, handled on the GUI thread (queued signal)."""
@@ -156,6 +111,7 @@ def main() -> int:
         command = Signal(str)
 
     control = Control()
+    holder: dict[str, Any] = {}
 
     def handle(cmd: str) -> None:
         if cmd == "rss":
@@ -172,21 +128,106 @@ def main() -> int:
         control.command.emit("quit")
 
     threading.Thread(target=read_stdin, name="harness-stdin", daemon=True).start()
-    agent.start()
-    if args.tray:
-        def tray_check() -> None:
-            tray = agent.tray
-            icon = getattr(tray, "icon", None)
-            if icon is not None and icon.isVisible():
-                emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
-            else:
-                QTimer.singleShot(5, tray_check)
 
+    def tray_icon() -> Any:
+        if args.tray_first:
+            return holder["early_tray"].icon
+        agent = holder.get("agent")
+        return getattr(getattr(agent, "tray", None), "icon", None)
+
+    def tray_check() -> None:
+        icon = tray_icon()
+        # Shown and given a place by the tray (geometry stays empty until it is docked).
+        if icon is not None and icon.isVisible() and not icon.geometry().isEmpty():
+            emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
+            if args.tray_first:
+                QTimer.singleShot(0, lambda: build(args, holder))
+        else:
+            QTimer.singleShot(5, tray_check)
+
+    if args.tray_first:
+        import tapi_agent.ui.tray as tray_module
+
+        early = tray_module.Tray()
+        early.show()
+        holder["early_tray"] = early
+        # Agent._build_tray() will adopt this tray instead of making a second one.
+        tray_module.Tray = lambda *a, **k: early  # type: ignore[assignment,misc]
+        emit("harness.phase", phase="tray_shown", sinceStartMs=since_start())
+    else:
+        build(args, holder)
+    if args.tray:
         QTimer.singleShot(0, tray_check)
     code = app.exec()
-    agent.shutdown()
+    if "agent" in holder:
+        holder["agent"].shutdown()
     emit("harness.exit", code=code)
     return code
+
+
+def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
+    """Import, build and start the Agent (with the harness's measuring hooks)."""
+    if "popcard" in args.patch:
+        patch_popcard()
+    import httpx
+
+    from tapi_agent.app import Agent
+    from tapi_agent.config import Paths, load_settings
+    from tapi_agent.core.log import EVENTS_LOGGER
+    from tapi_agent.logs import setup_logging
+    from tapi_agent.net.session import CallableTokenSource
+    from tapi_agent.ui.popstack import PopStack
+
+    emit("harness.phase", phase="imported", sinceStartMs=since_start())
+    tmp = Path(tempfile.mkdtemp(prefix="tapi-agent-bench-"))
+    paths = Paths(machine_config=tmp / "machine.toml", user_config=tmp / "user.toml",
+                  data_dir=tmp / "data", log_dir=tmp / "logs")
+    setup_logging(log_dir=paths.log_dir, level="INFO", json_path=None)
+    logging.getLogger(EVENTS_LOGGER).addHandler(StdoutEvents())
+    settings = load_settings(environ={}, cli={"server.url": args.server,
+                                              "calls.linger_s": args.linger})
+    neg = args.negotiator
+
+    async def mint() -> tuple[str, float]:
+        async with httpx.AsyncClient(base_url=args.server, timeout=10) as http:
+            r = await http.post("/_mock/tokens", json={"negotiatorId": neg})
+            r.raise_for_status()
+            body = r.json()
+            return body["access_token"], time.time() + float(body["expires_in"])
+
+    on_event = PopStack.on_event
+
+    def timed_on_event(self: PopStack, event: Any) -> None:
+        # GUI-thread time to handle one delivery (CallBook, cards built and placed), which
+        # the wall-clock latency mixes with waiting for the CPU.
+        t0 = time.perf_counter()
+        on_event(self, event)
+        emit("harness.on_event", callId=getattr(event, "call_id", None),
+             subType=getattr(event, "sub_type", None),
+             ms=(time.perf_counter() - t0) * 1000)
+
+    PopStack.on_event = timed_on_event  # type: ignore[method-assign]
+    agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id=neg,
+                  with_tray=args.tray)
+    holder["agent"] = agent
+
+    if args.count_history:
+        book = agent.pops.book
+
+        class CountingHistory(deque):  # type: ignore[type-arg]
+            """The book's bounded history, reporting every entry it is given."""
+
+            def append(self, entry: Any) -> None:
+                emit("harness.history", callId=entry.call_id,
+                     outcome=getattr(entry, "outcome", None))
+                super().append(entry)
+
+        old = book._history
+        book._history = CountingHistory(old, maxlen=old.maxlen)
+
+    emit("harness.phase", phase="agent_built", sinceStartMs=since_start())
+    agent.start()
+    emit("harness.phase", phase="agent_started", sinceStartMs=since_start())
 
 
 if __name__ == "__main__":

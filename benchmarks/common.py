@@ -308,8 +308,10 @@ class AgentProc:
 
     @classmethod
     async def start(cls, server: str, *args: str, env: dict[str, str] | None = None,
-                    keep: bool = True) -> AgentProc:
-        cmd = [PYTHON, str(BENCH_DIR / "agent_harness.py"), "--server", server, *args]
+                    keep: bool = True, script: str = "agent_harness.py") -> AgentProc:
+        cmd = [PYTHON, str(BENCH_DIR / script)]
+        if script == "agent_harness.py":
+            cmd += ["--server", server, *args]
         profile = os.environ.get("BENCH_PYSPY")
         if profile:
             # Profile the agent: py-spy samples it (all threads) and writes when it exits.
