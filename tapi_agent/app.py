@@ -93,7 +93,7 @@ def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     tokens = _diagnose_tokens(settings)
     report = asyncio.run(
         diagnose(settings["server.url"], tokens=tokens, product=settings["stream.product"],
-                 timeout_s=args.timeout)
+                 timeout_s=args.timeout, proxy=settings["network.proxy"])
     )
     print(report.render())
     return 0 if report.ok and not settings.errors else 1
@@ -110,7 +110,8 @@ def _diagnose_tokens(settings: Settings) -> Any:
     store = TokenStore()
     if not store.available:
         return None
-    return _RestoringTokens(Session(ReapitConnect(issuer, settings["auth.client_id"]), store))
+    connect = ReapitConnect(issuer, settings["auth.client_id"], proxy=settings["network.proxy"])
+    return _RestoringTokens(Session(connect, store))
 
 
 class _RestoringTokens:
@@ -331,7 +332,7 @@ class Agent:
         from tapi_agent.net.stream import StreamClient
 
         self._tokens = tokens
-        self.api = ApiClient(server, tokens)
+        self.api = ApiClient(server, tokens, proxy=self.settings["network.proxy"])
         b = self.bridge
         self.stream = StreamClient(
             server,
@@ -371,7 +372,14 @@ class Agent:
                 "No working credential store was found: you will have to sign in again after "
                 "a restart.",
             )
-        self.session = Session(ReapitConnect(issuer, self.settings["auth.client_id"]), store)
+        connect = ReapitConnect(issuer, self.settings["auth.client_id"],
+                                proxy=self.settings["network.proxy"])
+        self.session = Session(connect, store)
+        # a refresh refused mid-session (the stream sees SessionGone) must reach the tray
+        self.session.add_listener(
+            lambda state, ident: self.bridge.identity.emit(None) if state == "signed_out"
+            else None
+        )
         try:
             restored = await self.session.restore()
             if not restored:
@@ -381,6 +389,8 @@ class Agent:
             self.bridge.notice.emit("Sign-in failed", str(exc))
             self.bridge.identity.emit(None)
             return
+        if self.session.store_problem:
+            self.bridge.notice.emit("Credential store problem", self.session.store_problem)
         self.bridge.identity.emit(self.session.identity)
         self._connect(server, self.session)
 

@@ -54,7 +54,8 @@ async def export_diagnostics(
     """Write the diagnostics zip to `target` and return its path."""
     from tapi_agent.net.diagnose import diagnose
 
-    report = await diagnose(server_url, tokens=tokens, product=settings["stream.product"])
+    report = await diagnose(server_url, tokens=tokens, product=settings["stream.product"],
+                            proxy=settings["network.proxy"])
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("about.txt", about_text())

@@ -382,7 +382,9 @@ async def sign_in(
         redirect_uri = f"http://127.0.0.1:{bound}{CALLBACK_PATH}"
         url = connect.authorize_url(redirect_uri, state, challenge, scope, nonce=nonce)
         try:
-            opened = open_browser(url)
+            # In a thread: `webbrowser` may wait for the browser command to exit ($BROWSER,
+            # xdg-open), and the redirect it brings back is served by this very loop.
+            opened = await asyncio.get_running_loop().run_in_executor(None, open_browser, url)
         except Exception as exc:  # webbrowser and custom openers raise many kinds
             _log.warning("could not open the browser for sign-in: %s", exc)
             opened = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import base64
 import hashlib
 import json
@@ -44,7 +45,11 @@ def connect_server() -> Iterator[MockServer]:
 
 
 class Browser:
-    """Plays the system browser: follows the authorize URL to the loopback redirect."""
+    """Plays the system browser: follows the authorize URL to the loopback redirect.
+
+    Like `$BROWSER` or xdg-open under `webbrowser`, it runs in the thread `sign_in` calls it in
+    and blocks there until its pages are read.
+    """
 
     def __init__(self, tamper: Callable[[str], str] | None = None, favicon: bool = False) -> None:
         self.tamper = tamper
@@ -52,29 +57,27 @@ class Browser:
         self.opened: list[str] = []
         self.pages: list[httpx.Response] = []
         self.redirects: list[str] = []
-        self._tasks: list[asyncio.Task[None]] = []
 
     def __call__(self, url: str) -> bool:
         self.opened.append(url)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._visit(url)))
+        self._visit(url)
         return True
 
     async def finished(self) -> None:
-        """Wait until the browser has read every page (the agent may finish first)."""
-        await asyncio.gather(*self._tasks)
+        """Every page was read before the opener returned; kept for the tests' readability."""
 
-    async def _visit(self, url: str) -> None:
-        async with httpx.AsyncClient() as client:
-            answer = await client.get(url)
+    def _visit(self, url: str) -> None:
+        with httpx.Client() as client:
+            answer = client.get(url)
             assert answer.status_code == 302, answer.text
             location = answer.headers["location"]
             self.redirects.append(location)
             if self.favicon:
                 icon = urlunsplit(urlsplit(location)._replace(path="/favicon.ico", query=""))
-                self.pages.append(await client.get(icon))
+                self.pages.append(client.get(icon))
             if self.tamper:
                 location = self.tamper(location)
-            self.pages.append(await client.get(location))
+            self.pages.append(client.get(location))
 
 
 def with_state(value: str | None) -> Callable[[str], str]:
@@ -429,11 +432,14 @@ def test_listener_is_one_shot_a_second_callback_cannot_spoil_the_sign_in(
                 release.set()
                 pages.append(await real)
 
-        tasks: list[asyncio.Task[None]] = []
+        loop = asyncio.get_running_loop()
+        tasks: list[concurrent.futures.Future[None]] = []
+        # the opener runs in a worker thread (like webbrowser): it schedules the browsing here
         result = await sign_in(
             connect, port=0, timeout_s=20,
-            open_browser=lambda url: tasks.append(asyncio.create_task(browse(url))))
-        await asyncio.gather(*tasks)
+            open_browser=lambda url: tasks.append(
+                asyncio.run_coroutine_threadsafe(browse(url), loop)))
+        await asyncio.gather(*(asyncio.wrap_future(t) for t in tasks))
         assert result[1].negotiator_id == "JAS"
         forged, real = pages
         assert forged.status_code == 410

@@ -1,0 +1,71 @@
+"""The real `tapi-agent` process signs in through the browser flow, connects and pops a call.
+
+The browser is `curl` (via `$BROWSER`, which Python's `webbrowser` honours): it follows the
+authorize URL of a mock started with `--auto-approve` to the agent's one-shot loopback redirect.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import subprocess
+import threading
+
+import httpx
+import pytest
+
+from tapi_agent.mock.server import MockServer
+from tests.app.test_single_instance_process import _command, _pump, _wait_event, agent_env
+from tests.helpers import require_tool
+
+__all__ = ["agent_env"]  # the fixture, re-used
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def approving_mock():
+    server = MockServer(port=0, auto_approve="JAS", heartbeat_ms=2000)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_agent_signs_in_through_the_browser_flow_and_pops_a_call(agent_env, approving_mock):
+    curl = require_tool("curl", "plays the system browser in the sign-in test")
+    env = dict(agent_env, BROWSER=f"{curl} -sS -L -o /dev/null %s",
+               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+               TAPI_AGENT_AUTH_REDIRECT_PORT=str(free_port()))
+    proc = subprocess.Popen(
+        [*_command(), "--server", approving_mock.base_url, "--log-json", "-"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    try:
+        signed_in = _wait_event(lines, proc, "auth.state", 20, state="signed_in")
+        assert signed_in["negotiatorId"] == "JAS"
+        _wait_event(lines, proc, "connection.state", 20, state="connected")
+        body = {
+            "type": "telephony", "subType": "incomingCall", "products": ["AgencyCloud"],
+            "targets": {"negotiatorId": ["JAS"]},
+            "payload": {"id": "proc-1", "created": "2026-11-30T10:00:00",
+                        "callerId": "07123 456789", "destinationId": "01865 000100"},
+        }
+        resp = httpx.post(f"{approving_mock.base_url}/notifications", json=body,
+                          headers={"Authorization": f"Bearer {approving_mock.provider_token()}"})
+        assert resp.status_code == 202
+        shown = _wait_event(lines, proc, "pop.shown", 20, callId="proc-1")
+        assert shown["state"] == "ringing" and shown["latencyMs"] >= 0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
