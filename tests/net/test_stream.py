@@ -410,7 +410,7 @@ def test_token_expiring_while_connected_loses_no_event(mock_server: MockServer, 
             while tokens.mints < 4:
                 n += 1
                 await h.post(f"call-{n}")
-                await h.until(lambda n=n: len(h.deliveries) == n, what=f"call-{n}")
+                await h.until(lambda: len(h.deliveries) == n, what=f"call-{n}")  # noqa: B023
             assert h.call_ids() == [f"call-{i}" for i in range(1, n + 1)]
             renewals = await h.journal("auth")
             if path == "in_band_auth":
