@@ -345,6 +345,10 @@ class StreamClient:
             return await self._refused(exc.response.status_code)
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             return self._lost(reason=_short(exc))
+        except Exception as exc:
+            # E.g. a SOCKS proxy configured without python-socks: say so, keep trying.
+            log.warning("cannot open the stream: %s", _short(exc), exc_info=True)
+            return self._lost(reason=_short(exc))
         return await self._session(ws_conn)
 
     async def _open(self, url: str, token: str) -> ClientConnection:
@@ -420,8 +424,12 @@ class StreamClient:
         except SessionGone:
             self._park(self._machine.signed_out())
             return None
-        except OSError as exc:
+        except (OSError, TimeoutError) as exc:
             return self._lost(reason=_short(exc))
+        except Exception:
+            # A bug must not end the stream for the rest of the day: log it and reconnect.
+            log.exception("stream session failed")
+            return self._lost(reason="internal error")
         return self._lost(reason="connection ended")
 
     async def _discard(self, ws: ClientConnection) -> None:

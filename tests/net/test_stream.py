@@ -68,6 +68,7 @@ class Tokens(CallableTokenSource):
         self.server = server
         self.ttl = ttl
         self.mints = 0  # tokens handed out: the first one, then one per refresh
+        self.fail_next: Exception | None = None
         self._first = first
         self._gone = gone
         self._report_expiry = report_expiry
@@ -75,6 +76,9 @@ class Tokens(CallableTokenSource):
 
     async def _mint_one(self) -> tuple[str, float]:
         self.mints += 1
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
         if self._gone:
             raise SessionGone("refresh token revoked")
         if self._first is not None:
@@ -339,6 +343,32 @@ def test_a_gone_session_means_signed_out(mock_server: MockServer, events: Events
 
     run(scenario)
     assert events.named("connection.state")[-1]["state"] == "signed_out"
+
+
+def test_an_unreachable_token_service_is_retried_like_a_network_error(
+    mock_server: MockServer,
+) -> None:
+    async def scenario() -> None:
+        tokens = Tokens(mock_server)
+        tokens.fail_next = OSError("auth server unreachable")
+        async with Harness(mock_server, tokens) as h:
+            await h.connected()
+            lost = next(s for s in h.statuses if s.state is ConnState.DISCONNECTED)
+            assert "access token" in lost.detail
+
+    run(scenario)
+
+
+def test_session_ending_during_in_band_renewal_means_signed_out(mock_server: MockServer) -> None:
+    async def scenario() -> None:
+        tokens = Tokens(mock_server, ttl=2)
+        async with Harness(mock_server, tokens) as h:
+            await h.connected()
+            tokens._gone = True  # the refresh token is revoked (signed out elsewhere)
+            await h.until(lambda: h.client.status.state is ConnState.SIGNED_OUT, timeout=5)
+            assert h.connected_count() == 1
+
+    run(scenario)
 
 
 def test_rejected_upgrades_back_off_and_reconnect_now_skips_the_wait(
