@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from PyInstaller.archive.readers import CArchiveReader
 
 from tapi_agent import __version__
 from tapi_agent.mock.server import MockServer
-from tests.helpers import require_tool
+from tests.helpers import require_tool, wait_until
 
 pytestmark = pytest.mark.timeout(360)  # the first test here builds the bundle
 
@@ -99,3 +102,64 @@ def test_frozen_diagnose_passes_against_a_running_mock_and_fails_when_it_is_gone
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 1, down.stdout + down.stderr
     assert "FAILED at step TCP" in down.stdout, down.stdout + down.stderr
+
+
+def _events(log: Path) -> list[dict[str, object]]:
+    if not log.exists():
+        return []
+    lines = log.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{") and line.endswith("}")]
+
+
+def _seen(log: Path, event: str, **fields: object) -> bool:
+    return any(e["event"] == event and all(e.get(k) == v for k, v in fields.items())
+               for e in _events(log))
+
+
+def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
+    frozen_bundle: Path, signing_mock: MockServer, tmp_path: Path
+) -> None:
+    # $BROWSER plays the system browser: it follows the authorize URL to the agent's loopback
+    # redirect, in the background as a real browser would.
+    browser = tmp_path / "browser.sh"
+    browser.write_text(
+        "#!/bin/sh\n"
+        f'"{sys.executable}" -c "import httpx, sys; '
+        f'httpx.get(sys.argv[1], follow_redirects=True, timeout=20)" "$1" &\n',
+        encoding="utf-8")
+    browser.chmod(0o755)
+    env = _isolated_env(tmp_path)
+    env.update({"BROWSER": str(browser), "QT_QPA_PLATFORM": "offscreen",
+                "DBUS_SESSION_BUS_ADDRESS": "disabled:"})  # no keyring: the session stays in memory
+    log = tmp_path / "events.jsonl"
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("wb") as err:
+        agent = subprocess.Popen(
+            [str(frozen_bundle / "tapi-agent"), "--server", signing_mock.base_url,
+             "--log-json", str(log)],
+            env=env, stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        wait_until(lambda: agent.poll() is not None or _seen(log, "connection.state",
+                                                             state="connected"),
+                   timeout=60, what="the frozen agent to sign in and connect")
+        assert agent.poll() is None, stderr.read_text(errors="replace")
+        assert _seen(log, "auth.state", state="signed_in", negotiatorId="JAS")
+
+        body = {
+            "type": "telephony", "subType": "incomingCall", "products": ["AgencyCloud"],
+            "targets": {"negotiatorId": ["JAS"]},
+            "payload": {"id": "frozen-1", "created": datetime.now(UTC).isoformat(),
+                        "callerId": "07123 456789", "destinationId": "01234 567890"},
+        }
+        response = httpx.post(f"{signing_mock.base_url}/notifications", json=body, headers={
+            "Authorization": f"Bearer {signing_mock.provider_token()}"})
+        assert response.status_code == 202, response.text
+        wait_until(lambda: _seen(log, "pop.shown", callId="frozen-1"), timeout=30,
+                   what="the frozen agent to pop the call")
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(timeout=10)
