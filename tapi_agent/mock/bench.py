@@ -88,6 +88,11 @@ _PARAMS = {"close": ("code", "reason"), "delay": ("ms",), "duplicate": ("probabi
            "reorder": ("window",), "reject": ("status",)}
 
 
+def _sendable_close_code(code: int) -> bool:
+    # RFC 6455 7.4: only these may appear in a close frame.
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
 class FaultsResponse(BaseModel):
     """How many live connections a fault touched, and the persistent faults now active."""
 
@@ -100,9 +105,11 @@ async def post_fault(body: FaultRequest, request: Request) -> FaultsResponse:
     """One-shot: drop, close, silence (current connections). Persistent: delay, duplicate,
     reorder, reject (until `DELETE /_mock/faults`)."""
     assert body.kind in ONE_SHOT_FAULTS + PERSISTENT_FAULTS
-    if body.kind == "close" and body.code in (1004, 1005, 1006, 1015):
-        raise ApiError(400, "This close code cannot be sent on the wire",
-                       [{"field": "code", "message": "1004, 1005, 1006 and 1015 are reserved"}])
+    if body.kind == "close" and not _sendable_close_code(body.code):
+        raise ApiError(400, "This close code cannot be sent on the wire", [{
+            "field": "code",
+            "message": "use 1000-1003, 1007-1014 or 3000-4999 (1004-1006 and 1015 are reserved)",
+        }])
     hub = state_of(request).hub
     params = {k: getattr(body, k) for k in _PARAMS.get(body.kind, ())}
     applied = await hub.apply_fault(body.kind, body.negotiatorId, params)

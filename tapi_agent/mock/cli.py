@@ -50,11 +50,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "tokens,\nread the demo directory and push notifications. Use 127.0.0.1 unless "
               "you mean it.", file=sys.stderr)
         print("!" * 78, file=sys.stderr)
-    server = MockServer(
-        args.host, args.port, heartbeat_ms=args.heartbeat_ms, token_ttl=args.token_ttl,
-        retention_s=args.retention_s, retention_max=args.retention_max,
-        auto_approve=args.auto_approve, seed=args.seed,
-    )
+    try:
+        server = MockServer(
+            args.host, args.port, heartbeat_ms=args.heartbeat_ms, token_ttl=args.token_ttl,
+            retention_s=args.retention_s, retention_max=args.retention_max,
+            auto_approve=args.auto_approve, seed=args.seed,
+        )
+    except OSError as exc:
+        raise CliError(f"cannot read the seed file {args.seed}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CliError(f"bad settings or seed file: {exc}") from None
     try:
         server.start()
     except OSError as exc:

@@ -36,6 +36,9 @@ class MockServer:
         auto_approve: str | None = None,
         seed: Path | None = None,
     ) -> None:
+        if heartbeat_ms <= 0 or token_ttl <= 0 or retention_s < 0 or retention_max < 1:
+            raise ValueError("heartbeat_ms and token_ttl must be positive, retention_s at least "
+                             "0 and retention_max at least 1")
         self.host = host
         self._port = port
         self.state = MockState(

@@ -155,3 +155,15 @@ def test_serve_warns_loudly_on_a_non_loopback_host() -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
     assert "WARNING: binding to 0.0.0.0" in err
+
+
+def test_serve_with_a_broken_seed_file_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seed = tmp_path / "seed.json"
+    seed.write_text("[1, 2]")
+    assert main(["serve", "--port", "0", "--seed", str(seed)]) == 2
+    err = capsys.readouterr().err
+    assert "seed file must hold a JSON object" in err and "Traceback" not in err
+    assert main(["serve", "--port", "0", "--seed", str(tmp_path / "none.json")]) == 2
+    assert main(["serve", "--port", "0", "--heartbeat-ms", "0"]) == 2

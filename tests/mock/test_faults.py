@@ -131,6 +131,7 @@ def test_reject_refuses_new_upgrades_until_faults_are_cleared(
 
 
 @pytest.mark.parametrize("body", [{"kind": "explode"}, {"kind": "close", "code": 1006},
+                                  {"kind": "close", "code": 2000},
                                   {"kind": "delay", "ms": -1}, {}])
 def test_bad_fault_requests_are_400(api: Api, body: dict[str, object]) -> None:
     r = api.http.post("/_mock/faults", json=body)
