@@ -195,14 +195,17 @@ class Connection:
         transport = getattr(proto, "transport", None)
         return transport if isinstance(transport, asyncio.Transport) else None
 
-    def abort(self) -> None:
+    async def abort(self) -> None:
         """Cut the TCP connection without a close frame (the client sees 1006)."""
+        transport = self.transport()
+        if transport is None:
+            # Another ASGI server hides its transport: the closest we can do is an error close.
+            await self.close(1011, "dropped")
+            return
         self.closed = True
         if self._sender is not None:
             self._sender.cancel()
-        transport = self.transport()
-        if transport is not None:
-            transport.abort()
+        transport.abort()
 
     def go_silent(self) -> None:
         """Stop sending anything and stop reading (so pings go unanswered): a half-open link."""
@@ -288,8 +291,7 @@ class Hub:
         """Apply a fault; return how many live connections it affected."""
         targets = self._targets(negotiator_id)
         if kind == "drop":
-            for c in targets:
-                c.abort()
+            await asyncio.gather(*(c.abort() for c in targets))
             return len(targets)
         if kind == "close":
             code = int(params.get("code", 1000))

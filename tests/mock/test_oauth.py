@@ -229,3 +229,22 @@ def test_openid_configuration_points_at_the_endpoints(
     assert conf["issuer"] == mock_server.base_url
     assert conf["token_endpoint"] == mock_server.base_url + "/oauth/token"
     assert conf["code_challenge_methods_supported"] == ["S256"]
+
+
+def test_cancel_on_the_sign_in_page_redirects_with_access_denied(http: httpx.Client) -> None:
+    r = _authorize(http, secrets.token_urlsafe(48), negotiator=None, deny="1")
+    assert r.status_code == 302
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert query["error"] == ["access_denied"] and query["state"] == ["st4te"]
+
+
+def test_inactive_negotiator_cannot_sign_in(http: httpx.Client) -> None:
+    r = _authorize(http, secrets.token_urlsafe(48), negotiator="OLD")
+    assert parse_qs(urlsplit(r.headers["location"]).query)["error"] == ["access_denied"]
+
+
+def test_sign_in_page_escapes_what_it_echoes(http: httpx.Client) -> None:
+    r = _authorize(http, secrets.token_urlsafe(48), negotiator=None,
+                   state='"><script>alert(1)</script>')
+    assert "<script>alert(1)</script>" not in r.text
+    assert "&lt;script&gt;" in r.text

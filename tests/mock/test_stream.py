@@ -177,3 +177,10 @@ def test_provider_token_is_not_a_negotiator_and_is_closed_with_4003(
             pytest.raises(ConnectionClosed) as info:
         ws.recv(timeout=5)
     assert info.value.rcvd is not None and info.value.rcvd.code == 4003
+
+
+def test_negotiator_on_the_forbidden_list_is_closed_with_4003(mock_server: MockServer) -> None:
+    mock_server.state.forbidden.add("DWH")
+    with open_stream(mock_server, "DWH") as ws, pytest.raises(ConnectionClosed) as info:
+        ws.recv(timeout=5)
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4003
