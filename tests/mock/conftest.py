@@ -63,13 +63,13 @@ def open_stream(server: MockServer, negotiator_id: str, *, product: str = "Agenc
                    open_timeout=10, ping_interval=None, close_timeout=1)
 
 
-def recv(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+def recv(ws: ClientConnection, timeout: float = 10.0) -> dict[str, Any]:
     """The next frame as a dict (fails the test when none arrives within `timeout`)."""
     frame: dict[str, Any] = json.loads(ws.recv(timeout=timeout))
     return frame
 
 
-def recv_type(ws: ClientConnection, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+def recv_type(ws: ClientConnection, kind: str, timeout: float = 10.0) -> dict[str, Any]:
     """The next frame of type `kind`, skipping heartbeats."""
     while True:
         frame = recv(ws, timeout)

@@ -141,15 +141,16 @@ def test_bad_client_frames_are_ignored_and_the_connection_carries_on(
 
 def test_token_expiring_while_connected_closes_with_4001() -> None:
     with MockServer(heartbeat_ms=200) as server, \
-            open_stream(server, "JAS", token=server.mint_token("JAS", ttl=1)) as ws:
+            open_stream(server, "JAS", token=server.mint_token("JAS", ttl=2)) as ws:
         recv_type(ws, "welcome")
         assert _close_code(ws) == 4001
 
 
 def test_auth_frame_renews_the_token_and_keeps_the_connection_open() -> None:
     with MockServer(heartbeat_ms=200) as server:
-        short = server.mint_token("JAS", ttl=1)
-        old_expiry = time.time() + 1
+        # `exp` is whole seconds, so a 3 s token lives 2-3 s: time enough to send `auth`.
+        short = server.mint_token("JAS", ttl=3)
+        old_expiry = time.time() + 3
         with open_stream(server, "JAS", token=short) as ws:
             recv_type(ws, "welcome")
             _send(ws, type="auth", accessToken=server.mint_token("JAS", ttl=600))
