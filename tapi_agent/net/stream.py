@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,7 @@ _SLEEP_TICK_S = 1.0
 _SLEEP_JUMP_S = 5.0  # wall clock vs monotonic drift that means the PC slept (or was frozen)
 _MIN_RENEW_S = 0.5
 _STOP_TIMEOUT_S = 2.0
+_REACK_COUNT = 64  # acks repeated after a resume (those in flight at a drop)
 
 
 class InsecureServerError(ValueError):
@@ -157,6 +159,7 @@ class StreamClient:
         self._refreshed_after_401 = False
         self._sleep_tick_s = _SLEEP_TICK_S
         self._run_task: asyncio.Task[Any] | None = None
+        self._recent_acks: deque[int] = deque(maxlen=_REACK_COUNT)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -256,14 +259,20 @@ class StreamClient:
         outcome = self._continuity.on_welcome(frame.epoch)
         if outcome.epoch_changed:
             self._resync("epoch_changed")
+        if outcome.epoch_changed:
+            self._recent_acks.clear()
         if outcome.resume_seq is None:
             return []
         self._link.replaying = True
-        return [dump_frame(ResumeFrame(epoch=frame.epoch, lastSeq=outcome.resume_seq))]
+        # Acks sent just before a drop may never have arrived; the server would then keep
+        # those events until its retention runs out. Repeating the last few is harmless.
+        again = [dump_frame(AckFrame(seq=seq)) for seq in self._recent_acks]
+        return [dump_frame(ResumeFrame(epoch=frame.epoch, lastSeq=outcome.resume_seq)), *again]
 
     def _on_notification(self, frame: NotificationFrame) -> list[str]:
         env = frame.notification
         ack = [dump_frame(AckFrame(seq=frame.seq))]
+        self._recent_acks.append(frame.seq)
         if not env.for_product(self.product):
             # The backend should not have sent it; ack so it is not redelivered forever.
             self._reject(f"notification seq {frame.seq} is not for product {self.product}")
