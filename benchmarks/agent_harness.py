@@ -15,7 +15,9 @@ structured event goes to stdout as one JSON line with `t`, the epoch seconds of 
   agent_started)
   with milliseconds since the harness module began to run;
 - `harness.on_event`: GUI-thread milliseconds `PopStack.on_event` took for each delivery;
-- `harness.rss`: answered to `rss` on stdin (after a full garbage collection).
+- `harness.rss`: answered to `rss` on stdin (after a full garbage collection), with the
+  number of live QWidgets, top-level widgets, Python objects, cards and live calls, and the RSS
+  after `malloc_trim(0)` (`rssTrimmedKb`).
 `quit` on stdin, or EOF, shuts the agent down the way the app does (stream stopped, worker
 joined) and exits.
 """
@@ -58,6 +60,18 @@ class StdoutEvents(logging.Handler):
             emit(ev, record.created, **getattr(record, "fields", {}))
 
 
+def malloc_trim() -> int | None:
+    """RSS after glibc's malloc_trim(0): what is left once freed heap pages go back to the OS
+    (tells a leak from memory the allocator merely keeps). None off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return None
+    return rss_kb()
+
+
 def rss_kb() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -95,6 +109,8 @@ def main() -> int:
                              "then import and build the rest once the event loop runs")
     parser.add_argument("--count-history", action="store_true")
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another setting, as on the command line layer")
     parser.add_argument("--patch", choices=["popcard"], action="append", default=[])
     args = parser.parse_args()
 
@@ -116,7 +132,15 @@ def main() -> int:
     def handle(cmd: str) -> None:
         if cmd == "rss":
             gc.collect()
-            emit("harness.rss", rssKb=rss_kb())
+            agent = holder.get("agent")
+            cards = list(agent.pops.pops) if agent is not None else []
+            live = [v.key for v in agent.pops.book.live] if agent is not None else []
+            rss = rss_kb()
+            trimmed = malloc_trim()
+            emit("harness.rss", rssKb=rss, rssTrimmedKb=trimmed,
+                 widgets=len(QApplication.allWidgets()),
+                 topLevel=len(QApplication.topLevelWidgets()), pyObjects=len(gc.get_objects()),
+                 cards=len(cards), liveCalls=len(live), someCards=cards[:5], someLive=live[:5])
         elif cmd == "quit":
             app.quit()
 
@@ -184,8 +208,9 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
                   data_dir=tmp / "data", log_dir=tmp / "logs")
     setup_logging(log_dir=paths.log_dir, level="INFO", json_path=None)
     logging.getLogger(EVENTS_LOGGER).addHandler(StdoutEvents())
-    settings = load_settings(environ={}, cli={"server.url": args.server,
-                                              "calls.linger_s": args.linger})
+    cli = {"server.url": args.server, "calls.linger_s": args.linger}
+    cli.update(item.split("=", 1) for item in args.set)
+    settings = load_settings(environ={}, cli=cli)
     neg = args.negotiator
 
     async def mint() -> tuple[str, float]:

@@ -88,13 +88,15 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_result(name: str, data: dict[str, Any], *, quick: bool) -> Path:
-    """Write `benchmarks/results/<name>[-quick].json` with the machine and the time."""
+    """Write `benchmarks/results/<name>[-quick].json` with the machine, the time and the
+    command line that produced it."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}{'-quick' if quick else ''}.json"
     doc = {
         "benchmark": name, "quick": quick,
         "measuredAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "command": f".venv/bin/python benchmarks/bench_{name}.py{' --quick' if quick else ''}",
+        "command": ".venv/bin/python " + " ".join(
+            [str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]]),
         "machine": machine_info(), **data,
     }
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
