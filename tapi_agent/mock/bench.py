@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from tapi_agent.mock.http import ApiError, request_id, state_of
 from tapi_agent.mock.hub import ONE_SHOT_FAULTS, PERSISTENT_FAULTS
-from tapi_agent.mock.notifications import post_envelope
+from tapi_agent.mock.notifications import post_envelope, validate_or_400
 from tapi_agent.mock.openapi import error_responses
 from tapi_agent.mock.seed import DEMO_CALLS
 
@@ -205,6 +205,8 @@ async def play_scenario(name: str, request: Request,
     opts = body or ScenarioRequest()
     events = scenario_events(name, opts)
     state = state_of(request)
+    for data in events:
+        validate_or_400(data)  # all or nothing: never half a scenario
     ids: list[str] = []
     for i, data in enumerate(events):
         if i and opts.gapMs:

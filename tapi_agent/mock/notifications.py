@@ -12,7 +12,7 @@ from tapi_agent.mock.http import ApiError, bearer_claims, request_id, state_of
 from tapi_agent.mock.openapi import ENVELOPE_REQUEST_BODY, error_responses
 from tapi_agent.mock.seed import NOTIFY_SCOPE
 from tapi_agent.mock.state import Accepted, MockState
-from tapi_agent.protocol import ValidationFailed, validate_envelope
+from tapi_agent.protocol import Envelope, ValidationFailed, validate_envelope
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -32,13 +32,18 @@ def _is_json(content_type: str) -> bool:
                                            and media.endswith("+json"))
 
 
-def parse_and_validate(raw: bytes) -> Any:
+def parse_and_validate(raw: bytes) -> Envelope:
     """Decode a POST body and validate it as an envelope; raise ApiError 400 naming fields."""
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "The request body is not valid JSON",
                        [{"field": "body", "message": f"is not valid JSON ({exc})"}]) from None
+    return validate_or_400(data)
+
+
+def validate_or_400(data: Any) -> Envelope:
+    """Validate a decoded envelope; raise ApiError 400 with the Platform error body."""
     try:
         return validate_envelope(data, strict=True)
     except ValidationFailed as exc:
@@ -47,11 +52,7 @@ def parse_and_validate(raw: bytes) -> Any:
 
 def post_envelope(state: MockState, data: Any, rid: str = "") -> Accepted:
     """Validate an already-decoded envelope and accept it (the path scenarios share)."""
-    try:
-        envelope = validate_envelope(data, strict=True)
-    except ValidationFailed as exc:
-        raise ApiError(400, exc.description, [e.as_dict() for e in exc.errors]) from None
-    return state.accept(envelope, rid)
+    return state.accept(validate_or_400(data), rid)
 
 
 @router.post(

@@ -205,3 +205,13 @@ def test_journal_records_deliveries_with_connection_and_seq_and_can_be_cleared(
     assert api.http.delete("/_mock/journal").status_code == 204
     entries = api.get("/_mock/journal").json()["entries"]
     assert all(e["kind"] == "request" for e in entries) and len(entries) <= 2
+
+
+def test_a_scenario_with_an_invalid_negotiator_posts_nothing(
+    mock_server: MockServer, api: Api
+) -> None:
+    r = api.http.post("/_mock/scenarios/answered", json={"negotiators": ["JAS", "X" * 40]})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "targets.negotiatorId.1"
+    entries = api.get("/_mock/journal").json()["entries"]
+    assert not [e for e in entries if e["kind"] == "notification"]
