@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -69,6 +70,29 @@ async def get_connections(request: Request) -> dict[str, Any]:
         "epoch": hub.epoch,
         "connections": [c.as_dict() for c in hub.connections.values() if not c.closed],
     }
+
+
+class RawFrame(BaseModel):
+    """A frame to push as is: `text` verbatim, or `frame` serialised as JSON."""
+
+    text: str | None = Field(default=None, max_length=1_000_000)
+    frame: dict[str, Any] | None = None
+
+
+@router.post("/connections/{connection_id}/frames", summary="Push a raw frame to one socket",
+             responses=error_responses(400, 404))
+async def push_frame(connection_id: str, body: RawFrame, request: Request) -> dict[str, Any]:
+    """Send exactly this frame on one connection (after anything already queued), to see how
+    a client copes with frames the backend would never send."""
+    if (body.text is None) == (body.frame is None):
+        raise ApiError(400, "Give exactly one of 'text' or 'frame'",
+                       [{"field": "text", "message": "exactly one of text or frame"}])
+    conn = state_of(request).hub.connections.get(connection_id)
+    if conn is None or conn.closed:
+        raise ApiError(404, f"No live connection {connection_id!r}")
+    text = body.text if body.text is not None else json.dumps(body.frame)
+    conn.push(text)
+    return {"connectionId": connection_id, "queued": True}
 
 
 class FaultRequest(BaseModel):

@@ -215,3 +215,20 @@ def test_a_scenario_with_an_invalid_negotiator_posts_nothing(
     assert r.json()["errors"][0]["field"] == "targets.negotiatorId.1"
     entries = api.get("/_mock/journal").json()["entries"]
     assert not [e for e in entries if e["kind"] == "notification"]
+
+
+def test_a_raw_frame_can_be_pushed_to_one_connection(mock_server: MockServer, api: Api) -> None:
+    with open_stream(mock_server, "JAS") as a, open_stream(mock_server, "JAS") as b:
+        cid = recv_type(a, "welcome")["connectionId"]
+        recv_type(b, "welcome")
+        r = api.http.post(f"/_mock/connections/{cid}/frames", json={"text": "{not json"})
+        assert r.status_code == 200
+        assert a.recv(timeout=10) == "{not json"
+        api.http.post(f"/_mock/connections/{cid}/frames", json={"frame": {"type": "mystery"}})
+        assert recv(a) == {"type": "mystery"}
+        # Only that socket: the other connection of the same negotiator gets the next real event.
+        api.post(envelope(id="real"))
+        assert recv_type(b, "notification")["notification"]["payload"]["id"] == "real"
+    assert api.http.post("/_mock/connections/c-nope/frames",
+                         json={"text": "x"}).status_code == 404
+    assert api.http.post(f"/_mock/connections/{cid}/frames", json={}).status_code == 400
