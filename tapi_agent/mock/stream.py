@@ -26,7 +26,6 @@ _log = logging.getLogger("tapi_agent.mock.stream")
 
 router = APIRouter()
 
-CLOSE_GOING_AWAY = 1001
 CLOSE_TOKEN = 4001
 CLOSE_FORBIDDEN = 4003
 
