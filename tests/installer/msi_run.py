@@ -54,13 +54,24 @@ class MsiRun:
         self.registry: Registry = {}
         self.installed = False
 
-    def properties(self, command_line: Mapping[str, str]) -> dict[str, str]:
-        """Property values after the execute sequence's actions up to registry writing."""
+    def properties(self, command_line: Mapping[str, str], *, ui: bool = False) -> dict[str, str]:
+        """Property values after the execute sequence's actions up to registry writing.
+
+        `ui`: a full install, whose UI sequence runs first and hands its secure public
+        properties to the execute sequence; a silent one (/qn) runs the execute sequence only.
+        """
         props = {r["Property"]: r["Value"] for r in self.tables("Property")}
         props.update(command_line)
         props["INSTALLFOLDER"] = INSTALLFOLDER
+        if ui:
+            client = self._sequence("InstallUISequence", dict(props))
+            secure = props.get("SecureCustomProperties", "").split(";")
+            props.update({k: v for k, v in client.items() if k in secure})
+        return self._sequence("InstallExecuteSequence", props)
+
+    def _sequence(self, table: str, props: dict[str, str]) -> dict[str, str]:
         actions = self.tables.column("CustomAction", "Action")
-        steps = sorted(self.tables("InstallExecuteSequence"), key=lambda r: int(r["Sequence"]))
+        steps = sorted(self.tables(table), key=lambda r: int(r["Sequence"]))
         for step in steps:
             if not condition_holds(step["Condition"], props):
                 continue
@@ -82,9 +93,10 @@ class MsiRun:
             if found is not None:
                 props[search["Property"]] = found
 
-    def install(self, command_line: Mapping[str, str] | None = None) -> dict[str, str]:
+    def install(self, command_line: Mapping[str, str] | None = None, *,
+                ui: bool = False) -> dict[str, str]:
         """A first install, or a major upgrade: the old product's values go, the new ones come."""
-        props = self.properties(command_line or {})
+        props = self.properties(command_line or {}, ui=ui)
         rows = self.tables("Registry")
         if self.installed:  # RemoveExistingProducts: the old version's values are removed
             for row in rows:

@@ -72,11 +72,13 @@ def test_upgrade_without_properties_keeps_the_remembered_ones(msi_tables: MsiTab
     assert "TapiAgent" not in run.values(RUN_KEY)
 
 
-def test_upgrade_with_a_new_property_replaces_only_that_one(msi_tables: MsiTables) -> None:
+@pytest.mark.parametrize("ui", [False, True], ids=["silent", "full-ui"])
+def test_upgrade_with_a_new_property_replaces_only_that_one(msi_tables: MsiTables,
+                                                            ui: bool) -> None:
     run = MsiRun(msi_tables)
     run.install(IT_PROPERTIES)
 
-    run.install({"SERVER_URL": "https://calls.example.org", "AUTOSTART": "1"})
+    run.install({"SERVER_URL": "https://calls.example.org", "AUTOSTART": "1"}, ui=ui)
 
     assert run.values(MACHINE_KEY) == {"ServerUrl": "https://calls.example.org",
                                        "ClientId": "estate-agents-ltd", "RedirectPort": "50123"}
