@@ -15,7 +15,10 @@ ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
 - agent received: the agent's `notification.received` log record;
 - agent pop: the agent's `pop.shown` log record (written in the card's first paintEvent);
 - on_event: how long the GUI thread spent in `PopStack.on_event` for the incoming call.
-The first calls warm up (first card built, fonts loaded) and are reported apart.
+The first calls of each agent warm up (first card built, fonts loaded) and are reported apart.
+Unless `--no-patch`, the product as is and the proposed PopCard change (`--patch popcard`, see
+BENCHMARKS.md) take turns, A B A B, half the calls per turn, each turn with a fresh backend,
+agent and floor client.
 """
 
 from __future__ import annotations
@@ -66,7 +69,9 @@ async def floor_client(url: str, token: str, seen: dict[str, tuple[float, float]
                 arrived.set()
 
 
-async def run(calls: int, warmup: int, agent_args: tuple[str, ...] = ()) -> dict[str, Any]:
+async def run_rows(calls: int, warmup: int, agent_args: tuple[str, ...] = ()
+                   ) -> list[dict[str, Any]]:
+    """One backend, one agent, one floor client: `warmup + calls` calls, one row each."""
     backend = Backend.start()
     try:
         async with httpx.AsyncClient(
@@ -106,6 +111,10 @@ async def run(calls: int, warmup: int, agent_args: tuple[str, ...] = ()) -> dict
                         "receivedMs": (received["t"] - sent_at) * 1000,
                         "popMs": (shown["t"] - sent_at) * 1000,
                         "onEventMs": handled["ms"],
+                        # received (worker thread) -> on_event starts (GUI thread): the queued
+                        # signal's wait; on_event ends -> first paint: the event loop's turn.
+                        "queueMs": (handled["t"] - handled["ms"] / 1000 - received["t"]) * 1000,
+                        "paintAfterMs": (shown["t"] - handled["t"]) * 1000,
                         "loggedLatencyMs": shown.get("latencyMs"),
                     })
             floor.cancel()
@@ -113,13 +122,20 @@ async def run(calls: int, warmup: int, agent_args: tuple[str, ...] = ()) -> dict
     finally:
         backend.stop()
 
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Percentiles of the measured (not warm-up) rows, and the targets."""
     measured = [r for r in rows if not r["warmup"]]
     out: dict[str, Any] = {
-        "calls": calls, "warmup": warmup,
+        "calls": len(measured), "warmup": len(rows) - len(measured),
         "floor": percentiles([r["floorMs"] for r in measured]),
         "agentReceived": percentiles([r["receivedMs"] for r in measured]),
         "agentPop": percentiles([r["popMs"] for r in measured]),
         "agentOnEventCpu": percentiles([r["onEventMs"] for r in measured]),
+        "agentQueue": percentiles([r["queueMs"] for r in measured]),
+        "agentPaintAfter": percentiles([r["paintAfterMs"] for r in measured]),
         "agentPopLogged": percentiles([float(r["loggedLatencyMs"]) for r in measured
                                        if r["loggedLatencyMs"] is not None]),
         "warmupPopMs": [r["popMs"] for r in rows if r["warmup"]],
@@ -138,14 +154,24 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="30 calls instead of 200")
     parser.add_argument("--calls", type=int, default=0)
     parser.add_argument("--no-patch", action="store_true",
-                        help="skip the second run with the proposed PopCard change applied")
+                        help="skip the runs with the proposed PopCard change applied")
     args = parser.parse_args()
     calls = args.calls or (30 if args.quick else 200)
-    out = asyncio.run(run(calls, warmup=5))
+    # The product as is and the proposed change take turns (A B A B), half the calls each
+    # time, so neither gets all the quiet moments or all the warm caches.
+    variants = [("as-is", ())] if args.no_patch else [
+        ("as-is", ()), ("patched", ("--patch", "popcard"))]
+    rounds = 1 if args.no_patch else 2
+    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in variants}
+    for r in range(rounds):
+        for label, extra in variants:
+            n = calls // rounds + (calls % rounds if r == rounds - 1 else 0)
+            rows[label] += asyncio.run(run_rows(n, 5, extra))
+    out = summarize(rows["as-is"])
     report(out)
-    if not args.no_patch:
-        print("-- again with the proposed change (--patch popcard):")
-        out["patched"] = asyncio.run(run(calls, warmup=5, agent_args=("--patch", "popcard")))
+    if "patched" in rows:
+        print("-- with the proposed change (--patch popcard):")
+        out["patched"] = summarize(rows["patched"])
         report(out["patched"])
     write_result("latency", out, quick=args.quick)
     return 0
@@ -155,7 +181,9 @@ def report(out: dict[str, Any]) -> None:
     print(f"floor (bare websockets client): {fmt(out['floor'])}")
     print(f"agent notification.received:    {fmt(out['agentReceived'])}")
     print(f"agent pop.shown (first paint):  {fmt(out['agentPop'])}")
-    print(f"  of which PopStack.on_event:   {fmt(out['agentOnEventCpu'])}")
+    print(f"  received -> on_event starts:  {fmt(out['agentQueue'])}")
+    print(f"  PopStack.on_event:            {fmt(out['agentOnEventCpu'])}")
+    print(f"  on_event ends -> first paint: {fmt(out['agentPaintAfter'])}")
     print(f"warm-up pops: {', '.join(f'{v:.1f}' for v in out['warmupPopMs'])} ms")
     print(f"p50 gap to the floor: {out['gapP50Ms']:.2f} ms; targets: {out['targets']}")
 

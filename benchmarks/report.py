@@ -1,0 +1,319 @@
+"""Turn `benchmarks/results/*.json` into BENCHMARKS.md tables and the latency plot.
+
+    .venv/bin/python benchmarks/report.py [--quick]
+
+Reads the full-run results (or, with `--quick`, the `*-quick.json` smoke runs), fills the
+`{{placeholders}}` of `benchmarks/BENCHMARKS.template.md` (the prose lives there) and writes
+`BENCHMARKS.md` at the repository root, plus `docs/benchmarks/latency.png` (matplotlib, a
+benchmark-only tool: `.venv/bin/pip install matplotlib`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BENCH_DIR, RESULTS, ROOT
+
+TEMPLATE = BENCH_DIR / "BENCHMARKS.template.md"
+OUTPUT = ROOT / "BENCHMARKS.md"
+PLOTS = ROOT / "docs" / "benchmarks"
+
+
+def load(name: str, quick: bool) -> dict[str, Any] | None:
+    for candidate in ([f"{name}-quick"] if quick else [name, f"{name}-quick"]):
+        path = RESULTS / f"{candidate}.json"
+        if path.exists():
+            data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return data
+    return None
+
+
+def ms(v: float | None, digits: int = 1) -> str:
+    return "–" if v is None else f"{v:,.{digits}f} ms"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def yes(ok: bool) -> str:
+    return "**met**" if ok else "**missed**"
+
+
+def stats_row(label: str, s: dict[str, Any]) -> list[str]:
+    return [label, ms(s.get("p50")), ms(s.get("p95")), ms(s.get("p99")), ms(s.get("max")),
+            str(s.get("n", 0))]
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def machine(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    return table(["", ""], [
+        ["CPUs (`nproc`)", str(m["nproc"])], ["CPU model (`lscpu`)", m["cpu"]],
+        ["RAM", f"{m['ram_gb']} GB"], ["Kernel", m["kernel"]], ["Python", m["python"]],
+        ["PySide6", m["pyside6"]], ["websockets", m["websockets"]],
+        ["uvicorn / FastAPI", f"{m['uvicorn']} / {m['fastapi']}"],
+    ])
+
+
+def latency(r: dict[str, Any]) -> str:
+    rows = [stats_row("floor: bare `websockets` client receives the frame", r["floor"]),
+            stats_row("agent: `notification.received` (stream client)", r["agentReceived"]),
+            stats_row("agent: `pop.shown` (first paint)", r["agentPop"]),
+            stats_row("  step: received → GUI thread starts on it (queued signal)",
+                      r["agentQueue"]),
+            stats_row("  step: GUI-thread time in `PopStack.on_event`", r["agentOnEventCpu"]),
+            stats_row("  step: `on_event` done → first paint", r["agentPaintAfter"])]
+    p = r.get("patched")
+    if p:
+        rows.append(stats_row("agent `pop.shown`, proposed style-sheet change", p["agentPop"]))
+        rows.append(stats_row("  floor in that run", p["floor"]))
+    text = table(["from the backend's accept (`sentAt`) to", "p50", "p95", "p99", "max", "n"],
+                 rows)
+    t = r["targets"]
+    text += (f"\n\n{r['calls']} calls (plus {r['warmup']} warm-up calls, whose pops took "
+             f"{', '.join(f'{v:.0f}' for v in r['warmupPopMs'])} ms). "
+             f"p50 gap to the floor: **{r['gapP50Ms']:.1f} ms** (target ≤ 5 ms: "
+             f"{yes(t['p50 within 5 ms of the floor'])}); p99 **{r['agentPop']['p99']:.1f} ms** "
+             f"(target < 30 ms: {yes(t['p99 under 30 ms'])}).")
+    if p:
+        text += (f" With the proposed change: gap {p['gapP50Ms']:.1f} ms, p99 "
+                 f"{p['agentPop']['p99']:.1f} ms.")
+    return text
+
+
+def fanout(r: dict[str, Any]) -> str:
+    rows = []
+    for n, row in r["sizes"].items():
+        f, m = row["floor"]["last"], row["mock"]["last"]
+        cells = [f"{int(n):,}", ms(f["p50"]), ms(f["p95"]), ms(m["p50"]), ms(m["p95"]),
+                 f"{row['ratio_p50']:.2f}x"]
+        if "mock+patch" in row:
+            pm = row["mock+patch"]["last"]
+            cells += [ms(pm["p50"]), f"{row['ratio_p50_patched']:.2f}x"]
+        else:
+            cells += ["–", "–"]
+        cells.append(ms(row["mock"]["post202"]["p50"]))
+        rows.append(cells)
+    return table(["clients", "floor p50", "floor p95", "mock p50", "mock p95", "mock/floor",
+                  "mock + proposed p50", "proposed/floor", "POST → 202 p50"], rows) + (
+        f"\n\nTime from the provider's request to the moment the last client has the frame, "
+        f"{r['rounds']} rounds per size after one warm-up round. Target: within 2x of the floor.")
+
+
+def throughput(r: dict[str, Any]) -> str:
+    def row(label: str, x: dict[str, Any]) -> list[str]:
+        return [label, f"{x['acceptedPerS']:.0f}/s", f"{x['deliveredPerS']:.0f}/s",
+                f"{x['acceptedPerSecondMin']}–{x['acceptedPerSecondMax']}",
+                ms(x["deliveryLatency"]["p50"]), ms(x["deliveryLatency"]["p99"]),
+                f"{x['backendCpuPercent']:.0f} %", str(x["lost"])]
+
+    rows = [row("backend as is", r)]
+    if r.get("patched"):
+        rows.append(row("with TCP_NODELAY (proposed)", r["patched"]))
+    return table(["", "accepted", "delivered (in window)", "accepted per second, min–max",
+                  "delivery p50", "delivery p99", "backend CPU", "lost"], rows) + (
+        f"\n\n{r['seconds']:.0f} s, {r['concurrency']} requests in flight, one negotiator "
+        "connected (a bare client that acknowledges every frame).")
+
+
+def footprint(r: dict[str, Any]) -> str:
+    s, idle = r["startupMs"], r["idle"]
+    rows = [
+        ["start-up to tray visible (p50)", ms(s["bare"]["p50"], 0), ms(s["agent"]["p50"], 0),
+         f"{r['startupRatio']:.2f}x", "≤ 2x", yes(r["targets"]["start-up within 2x of bare"])],
+        ["… with the proposed tray-first order", "", ms(s["agent-tray-first"]["p50"], 0),
+         f"{r['startupRatioTrayFirst']:.2f}x", "≤ 2x", yes(r["startupRatioTrayFirst"] <= 2)],
+        ["idle RSS", f"{idle['bare']['rssKbEnd'] / 1024:.1f} MiB",
+         f"{idle['agent']['rssKbEnd'] / 1024:.1f} MiB", f"{r['rssRatio']:.2f}x", "≤ 1.5x",
+         yes(r["targets"]["RSS within 1.5x of bare"])],
+        [f"idle CPU over {r['idleSeconds']:.0f} s", f"{idle['bare']['cpuPercent']:.3f} %",
+         f"{idle['agent']['cpuPercent']:.3f} %", "", "< 0.5 %",
+         yes(r["targets"]["idle CPU under 0.5 %"])],
+        ["busiest thread's wake-ups", f"{idle['bare']['maxThreadWakeupsPerS']:.2f}/s",
+         f"{idle['agent']['maxThreadWakeupsPerS']:.2f}/s", "", "≤ 1/s timer",
+         yes(r["targets"]["no timer firing more than once a second"])],
+    ]
+    text = table(["", "bare PySide6 tray", "agent", "ratio", "target", ""], rows)
+    phases = r.get("phasesMs", {})
+    for kind in ("agent", "agent-tray-first"):
+        ph = phases.get(kind)
+        if ph:
+            text += f"\n\n`{kind}` start-up milestones (p50, ms after spawn): " + ", ".join(
+                f"{k} {v['p50']:.0f}" for k, v in ph.items())
+    threads = idle["agent"]["wakeupsPerS"]
+    text += "\n\nAgent wake-ups per second by thread (`comm/tid`): " + ", ".join(
+        f"`{k}` {v:.2f}" for k, v in threads.items()) + "."
+    return text
+
+
+def recovery(r: dict[str, Any]) -> str:
+    rs, d = r["restart"], r["drop"]
+    rows = [
+        stats_row("restart: command → agent connected", rs["agentMs"]),
+        stats_row("restart: command → floor connected", rs["floorMs"]),
+        stats_row("restart: backend down (command → listening again)", rs["downMs"]),
+        stats_row("restart: listening again → agent connected", rs["agentAfterUpMs"]),
+        stats_row("restart: listening again → floor connected", rs["floorAfterUpMs"]),
+        stats_row("drop (TCP cut, no close frame) → agent connected", d["agentMs"]),
+        stats_row("drop → floor connected", d["floorMs"]),
+    ]
+    return table(["", "p50", "p95", "p99", "max", "n"], rows)
+
+
+def soak(r: dict[str, Any], arena: dict[str, Any] | None) -> str:
+    t = r["targets"]
+    rows = [
+        ["calls / POSTs / duration",
+         f"{r['calls']:,} / {r['posts']:,} / {r['durationS']:.0f} s", "< 5 min",
+         yes(t["under 5 minutes"])],
+        ["history entries per call", json.dumps(r["historyEntriesPerCall"]), "all exactly 1",
+         yes(t["every call in the history exactly once"])],
+        ["pops shown per call", json.dumps(r["popsShownPerCall"]), "none twice",
+         yes(t["no call popped twice"])],
+        ["RSS after warm-up → end", f"{r['rssKbAfterWarmup'] / 1024:.1f} → "
+         f"{r['rssKbEnd'] / 1024:.1f} MiB ({r['rssGrowthKb'] / 1024:+.1f} MiB)", "< +5 MB",
+         yes(t["RSS growth under 5 MB after warm-up"])],
+    ]
+    if r.get("rssTrimmedKbEnd") is not None:
+        rows.append(["… after `malloc_trim(0)`", f"{r['rssTrimmedKbAfterWarmup'] / 1024:.1f} → "
+                     f"{r['rssTrimmedKbEnd'] / 1024:.1f} MiB "
+                     f"({(r['rssTrimmedKbEnd'] - r['rssTrimmedKbAfterWarmup']) / 1024:+.1f} MiB)",
+                     "", ""])
+    if arena:
+        at = arena["targets"]
+        rows.append(["same soak, agent with `MALLOC_ARENA_MAX=2`",
+                     f"{arena['rssKbAfterWarmup'] / 1024:.1f} → {arena['rssKbEnd'] / 1024:.1f} "
+                     f"MiB ({arena['rssGrowthKb'] / 1024:+.1f} MiB); history "
+                     f"{json.dumps(arena['historyEntriesPerCall'])}", "< +5 MB",
+                     yes(at["RSS growth under 5 MB after warm-up"])])
+    rows.append(["agent reconnects (1 start, drops, 1 restart)", str(r["agentConnects"]), "", ""])
+    rows.append(["pop latency during the soak", f"p50 {r['popLatencyUnderSoak']['p50']:.0f} ms,"
+                 f" p99 {r['popLatencyUnderSoak']['p99']:.0f} ms", "", ""])
+    rows.append(["CPU while calls ran", f"agent {r['agentCpuPercent']:.0f} %, backend "
+                 f"{r['backendCpuPercent']:.0f} %", "", ""])
+    return table(["", "measured", "target", ""], rows)
+
+
+def imports(r: dict[str, Any]) -> str:
+    rows = [[f"+ {s['step']}", f"{s['ms']:.0f} ms", f"{s['rssKb'] / 1024:.1f} MiB"]
+            for s in r["steps"]]
+    return table(["import (in this order, after the interpreter: "
+                  f"{r['baseRssKb'] / 1024:.1f} MiB)", "time", "RSS"], rows)
+
+
+def popstack(r: dict[str, Any]) -> str:
+    rows = []
+    for x in r["rows"]:
+        rows.append([str(x["live"]), "yes" if x["contactCacheHit"] else "no",
+                     "proposed" if x["patched"] else "as is", ms(x["incoming"]["p50"], 2),
+                     ms(x["incoming"]["p95"], 2), ms(x["ended"]["p50"], 2)])
+    return table(["other live calls", "contact cache hit", "PopCard", "incomingCall p50",
+                  "incomingCall p95", "endedCall p50"], rows) + (
+        f"\n\n{r['calls']} calls per row, each row a fresh process.")
+
+
+def commands(results: dict[str, dict[str, Any] | None]) -> str:
+    rows = []
+    for name, r in results.items():
+        if r is not None:
+            rows.append([name, f"`{r['command']}`", r["measuredAt"],
+                         f"{r['machine']['loadavg_at_start']:.2f}"])
+    return table(["benchmark", "command", "measured at", "load average at start"], rows)
+
+
+# ---------------------------------------------------------------------------- plot
+
+
+def plot(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in r["samples"] if not s["warmup"]]
+    series = [("floor: bare websockets client", [s["floorMs"] for s in rows], "#767676"),
+              ("agent: notification.received", [s["receivedMs"] for s in rows], "#0067C0"),
+              ("agent: pop.shown (first paint)", [s["popMs"] for s in rows], "#C42B1C")]
+    if r.get("patched"):
+        prow = [s for s in r["patched"]["samples"] if not s["warmup"]]
+        series.append(("agent: pop.shown, proposed change", [s["popMs"] for s in prow],
+                       "#107C10"))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, values, colour in series:
+        data = sorted(values)
+        ys = [(i + 1) / len(data) for i in range(len(data))]
+        ax1.step(data, ys, where="post", label=label, color=colour)
+        ax2.hist(values, bins=40, range=(0, max(40.0, 0.0)), histtype="step", color=colour,
+                 label=label)
+    ax1.axvline(30, color="#000000", linestyle=":", linewidth=1)
+    ax1.text(29, 0.5, "p99 target 30 ms", fontsize=8, rotation=90, ha="right")
+    ax1.set_xscale("log")
+    ax1.set_xlabel("milliseconds after the backend accepted the POST (log scale)")
+    ax1.set_ylabel("fraction of calls")
+    ax1.set_title(f"End-to-end latency, {r['calls']} calls (cumulative)")
+    ax1.grid(True, which="both", alpha=0.3)
+    ax1.legend(fontsize=8, loc="upper left")
+    ax2.set_xlabel("milliseconds (0–40)")
+    ax2.set_ylabel("calls")
+    ax2.set_title("Distribution")
+    ax2.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="use the *-quick.json results")
+    args = parser.parse_args()
+    names = ["latency", "fanout", "throughput", "footprint", "recovery", "soak",
+             "soak-arena2", "import_costs", "popstack"]
+    results = {n: load(n, args.quick) for n in names}
+    sections: dict[str, Callable[[], str]] = {
+        "machine": lambda: machine(next(r for r in results.values() if r is not None)),
+        "commands": lambda: commands(results),
+        "latency": lambda: latency(results["latency"]),  # type: ignore[arg-type]
+        "fanout": lambda: fanout(results["fanout"]),  # type: ignore[arg-type]
+        "throughput": lambda: throughput(results["throughput"]),  # type: ignore[arg-type]
+        "footprint": lambda: footprint(results["footprint"]),  # type: ignore[arg-type]
+        "recovery": lambda: recovery(results["recovery"]),  # type: ignore[arg-type]
+        "soak": lambda: soak(results["soak"], results["soak-arena2"]),  # type: ignore[arg-type]
+        "imports": lambda: imports(results["import_costs"]),  # type: ignore[arg-type]
+        "popstack": lambda: popstack(results["popstack"]),  # type: ignore[arg-type]
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        try:
+            return sections[key]()
+        except (TypeError, KeyError) as exc:
+            return f"_not measured: no results for `{key}` ({exc!r})_"
+
+    text = re.sub(r"\{\{(\w+)\}\}", fill, TEMPLATE.read_text(encoding="utf-8"))
+    OUTPUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUTPUT.relative_to(ROOT)}")
+    if results["latency"] is not None:
+        plot(results["latency"], PLOTS / "latency.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
