@@ -56,6 +56,7 @@ async def floor_client(url: str, token: str, seen: dict[str, tuple[float, float]
     async with connect(url, additional_headers={"Authorization": f"Bearer {token}"},
                        ping_interval=None, create_connection=StampingConnection) as ws:
         assert isinstance(ws, StampingConnection)
+        ws.stamp = None  # the handshake's bytes are not a frame
         ready.set()
         async for raw in ws:
             stamp = ws.stamp or time.time()

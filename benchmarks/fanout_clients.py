@@ -93,6 +93,7 @@ async def main() -> int:
                                max_queue=None, open_timeout=60,
                                create_connection=StampingConnection)
         assert isinstance(ws, StampingConnection)
+        ws.stamp = None  # the handshake's bytes are not a frame
         sockets.append(ws)
 
     await asyncio.gather(*(open_one(i) for i in range(args.count)))
