@@ -32,23 +32,28 @@ def call(sub_type: str, call_id: str, to: list[str], **payload: object) -> dict:
     return body
 
 
-@pytest.fixture
-def agent(qtbot, mock_server, tmp_path):
-    settings = load_settings(environ={}, cli={"server.url": mock_server.base_url,
-                                              "calls.linger_s": "0"})
+def build_agent(server, tmp_path: Path, *, with_tray: bool = False, **cli: str) -> Agent:
+    """An Agent for negotiator JAS against `server`, files under `tmp_path`, not started."""
+    settings = load_settings(environ={}, cli={"server.url": server.base_url, **cli})
     paths = Paths(machine_config=tmp_path / "machine.toml", user_config=tmp_path / "user.toml",
                   data_dir=tmp_path / "data", log_dir=tmp_path / "logs")
 
     async def mint() -> tuple[str, float]:
-        return mock_server.mint_token("JAS"), time.time() + 3600
+        return server.mint_token("JAS"), time.time() + 3600
 
-    agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id="JAS",
-                  with_tray=False)
+    return Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id="JAS",
+                 with_tray=with_tray)
+
+
+def connected(agent: Agent) -> bool:
+    return agent._status is not None and agent._status.state.value == "connected"
+
+
+@pytest.fixture
+def agent(qtbot, mock_server, tmp_path):
+    agent = build_agent(mock_server, tmp_path, **{"calls.linger_s": "0"})
     agent.start()
-    qtbot.waitUntil(
-        lambda: agent._status is not None and agent._status.state.value == "connected",
-        timeout=10_000,
-    )
+    qtbot.waitUntil(lambda: connected(agent), timeout=10_000)
     yield agent
     agent.shutdown()
     assert not agent.worker.running  # the loop thread is joined before Qt goes away
