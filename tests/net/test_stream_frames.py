@@ -7,8 +7,10 @@ served by the `websockets` library on loopback, to cover the size limits of the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import ssl
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -387,3 +389,83 @@ def test_bad_frames_over_a_real_socket_keep_the_connection_and_a_huge_one_reconn
     assert reasons[4].startswith("frame too large")
     assert "connection reset" in reasons[5]
     assert states.count(ConnState.CONNECTED) == 2
+
+
+# -- corporate networks: proxy from the environment, TLS verified -----------------------------
+
+
+def _self_signed_context(host: str) -> ssl.SSLContext:
+    """A server TLS context with a fresh self-signed certificate (trusted by nobody)."""
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ))
+        ctx.load_cert_chain(cert_path, key_path)
+    return ctx
+
+
+def test_remote_servers_go_through_the_environment_proxy_and_tls_is_verified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    host = "notifications.example.test"
+    server_tls = _self_signed_context(host)
+    connects: list[str] = []
+    statuses: list[ConnectionStatus] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        connects.append(head.split(b"\r\n", 1)[0].decode())
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        # Play a TLS-intercepting box whose certificate the OS does not trust.
+        with contextlib.suppress(Exception):
+            await writer.start_tls(server_tls)
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{port}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        client = StreamClient(
+            f"https://{host}", CallableTokenSource(_no_token),
+            on_delivery=lambda _: None, on_status=statuses.append, on_resync=lambda _: None,
+        )
+        task = asyncio.create_task(client.run())
+        deadline = time.monotonic() + 10
+        while not any(s.state is ConnState.DISCONNECTED for s in statuses):
+            assert time.monotonic() < deadline, f"statuses={statuses}"
+            await asyncio.sleep(0.005)
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+        server.close()
+
+    asyncio.run(scenario())
+    assert connects[0] == f"CONNECT {host}:443 HTTP/1.1"
+    lost = next(s for s in statuses if s.state is ConnState.DISCONNECTED)
+    assert "CERTIFICATE_VERIFY_FAILED" in lost.detail  # verification is on, not bypassed
