@@ -4,6 +4,7 @@ test session (building them takes most of this directory's time)."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,23 +40,28 @@ def build_script() -> ModuleType:
 
 
 @pytest.fixture(scope="session")
-def frozen_bundle(tmp_path_factory: pytest.TempPathFactory, build_script: ModuleType) -> Path:
+def frozen_bundle(tmp_path_factory: pytest.TempPathFactory,
+                  build_script: ModuleType) -> Iterator[Path]:
     """The Linux onedir bundle, built once from installer/tapi-agent.spec."""
     out = tmp_path_factory.mktemp("pyinstaller")
-    bundle: Path = build_script.build_bundle(out / "dist", out / "work")
-    return bundle
+    try:
+        yield build_script.build_bundle(out / "dist", out / "work")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)  # ~200 MB; pytest keeps its last tmp dirs
 
 
 @pytest.fixture(scope="session")
 def msi(tmp_path_factory: pytest.TempPathFactory, build_script: ModuleType,
-        frozen_bundle: Path) -> Path:
+        frozen_bundle: Path) -> Iterator[Path]:
     """The MSI built by wixl around the frozen bundle (the stand-in payload)."""
     for tool in ("wixl", "msibuild", "msiinfo"):
         require_tool(tool, "the MSI is built with msitools")
     out = tmp_path_factory.mktemp("msi")
     version = load_script("versioninfo").package_version()
-    path: Path = build_script.build_msi(frozen_bundle, out, out / "work", version)
-    return path
+    try:
+        yield build_script.build_msi(frozen_bundle, out, out / "work", version)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 class MsiTables:

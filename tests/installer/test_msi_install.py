@@ -4,6 +4,7 @@ tables (tests/installer/msi_run.py), and what the agent then reads from there.""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -100,11 +101,14 @@ def test_msi_payload_extracts_to_a_working_agent(msi: Path, tmp_path: Path) -> N
     subprocess.run(["msiextract", "-C", str(tmp_path), str(msi)], check=True,
                    capture_output=True)
     folder = tmp_path / "TapiAgent"  # INSTALLFOLDER, under Program Files on Windows
-    cli = folder / "tapi-agent-cli.exe"  # the Linux stand-in under its Windows name
-    cli.chmod(cli.stat().st_mode | stat.S_IXUSR)
-    env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    result = subprocess.run([str(cli), "--version"], capture_output=True, text=True,
-                            timeout=60, env=env, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"tapi-agent {__version__}"
-    assert (folder / "tapi-agent.exe").is_file()
+    try:
+        cli = folder / "tapi-agent-cli.exe"  # the Linux stand-in under its Windows name
+        cli.chmod(cli.stat().st_mode | stat.S_IXUSR)
+        env = {**os.environ, "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+        result = subprocess.run([str(cli), "--version"], capture_output=True, text=True,
+                                timeout=60, env=env, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"tapi-agent {__version__}"
+        assert (folder / "tapi-agent.exe").is_file()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # ~200 MB
