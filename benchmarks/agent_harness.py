@@ -1,7 +1,7 @@
 """The agent for benchmarks: the real `Agent` (pops, stream, worker) in its own process.
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
-                                       [--count-history] [--patch popcard]
+                                       [--count-history] [--patch popcard|backoff]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
@@ -95,6 +95,19 @@ def patch_popcard() -> None:
     PopCard.setStyleSheet = set_style_sheet  # type: ignore[method-assign,assignment]
 
 
+def patch_backoff() -> None:
+    """The proposed reconnect timing: backoff steps from 0.25 s instead of 1 s (0, ~0.25, ~0.5,
+    ~1, ... capped as before), so a backend that restarts in 0.2 s is back in use sooner."""
+    from tapi_agent.core import backoff
+
+    original = backoff.Backoff.__init__
+
+    def init(self: backoff.Backoff, base_s: float = 0.25, *args: Any, **kwargs: Any) -> None:
+        original(self, base_s, *args, **kwargs)
+
+    backoff.Backoff.__init__ = init  # type: ignore[method-assign]
+
+
 def since_start() -> float:
     return (time.time() - T_START) * 1000
 
@@ -111,7 +124,7 @@ def main() -> int:
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another setting, as on the command line layer")
-    parser.add_argument("--patch", choices=["popcard"], action="append", default=[])
+    parser.add_argument("--patch", choices=["popcard", "backoff"], action="append", default=[])
     args = parser.parse_args()
 
     from PySide6.QtCore import QObject, QTimer, Signal
@@ -193,6 +206,8 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     """Import, build and start the Agent (with the harness's measuring hooks)."""
     if "popcard" in args.patch:
         patch_popcard()
+    if "backoff" in args.patch:
+        patch_backoff()
     import httpx
 
     from tapi_agent.app import Agent

@@ -1,13 +1,14 @@
 """The mock backend as a benchmark child process: prints its address, obeys stdin commands.
 
-    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N] [--patch fanout|nodelay]
+    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N]
+                                 [--patch fanout|nodelay|restart]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
 answered by one JSON line: `restart` (what `MockServer.restart()` does, same port, new epoch;
 `{"t0", "tDown", "t1"}`: command, old server gone, new one listening),
 `pid`. EOF or `quit` stops it. `--negotiators N` adds negotiators `B0001`..`BNNNN` to the seed
-(fan-out to 1,000). `--patch fanout|nodelay` applies a change proposed in BENCHMARKS.md, so the
-before/after can be measured without editing the product.
+(fan-out to 1,000). `--patch fanout|nodelay|restart` applies a change proposed in
+BENCHMARKS.md, so the before/after can be measured without editing the product.
 """
 
 from __future__ import annotations
@@ -136,18 +137,55 @@ def patch_nodelay() -> None:
     MockServer._bind = bind  # type: ignore[method-assign]
 
 
+def patch_restart() -> None:
+    """The proposed `MockServer._shutdown`: stop listening first, then close the websockets.
+
+    As is, sockets get their close code while the server still accepts: clients that reconnect
+    at once (the agent does on 1012) get in, nobody closes them, and uvicorn's graceful shutdown
+    waits its full 2 s for them.
+    """
+    import contextlib
+
+    from tapi_agent.mock.server import MockServer
+
+    def shutdown(self: MockServer, close_code: int) -> None:
+        with self._lock:
+            server, thread = self._server, self._thread
+            if server is None or thread is None:
+                return
+
+            async def close_listeners() -> None:
+                for listener in getattr(server, "servers", []):
+                    listener.close()
+
+            with contextlib.suppress(Exception):
+                self.call(close_listeners(), timeout=5)
+            with contextlib.suppress(Exception):
+                self.call(self.state.hub.close_all(close_code), timeout=5)
+            server.should_exit = True
+            thread.join(10)
+            self._server = None
+            self._thread = None
+            self._loop = None
+
+    MockServer._shutdown = shutdown  # type: ignore[method-assign]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--heartbeat-ms", type=int, default=15000)
     parser.add_argument("--negotiators", type=int, default=0)
     parser.add_argument("--retention-max", type=int, default=1000)
-    parser.add_argument("--patch", choices=["fanout", "nodelay"], action="append", default=[])
+    parser.add_argument("--patch", choices=["fanout", "nodelay", "restart"], action="append",
+                        default=[])
     args = parser.parse_args()
     raise_nofile(16384)
     if "fanout" in args.patch:
         patch_fanout()
     if "nodelay" in args.patch:
         patch_nodelay()
+    if "restart" in args.patch:
+        patch_restart()
 
     from tapi_agent.mock.server import CLOSE_RESTART, MockServer
 

@@ -11,6 +11,8 @@ epoch). The agent harness (the real `Agent`) logs `connection.state`; the floor 
   the agent gives an instant retry only to a connection that lived 5 s (`stable_after_s`);
 - drop: `POST /_mock/faults {"kind": "drop"}` cuts the TCP connections without a close frame
   (the agent sees 1006 and reconnects with its backoff policy).
+Unless `--no-patch`, the restart rounds run again with the changes proposed in BENCHMARKS.md
+(`backend.py --patch restart`, `agent_harness.py --patch backoff`).
 """
 
 from __future__ import annotations
@@ -73,14 +75,15 @@ class FloorClient:
             await asyncio.wait_for(self.changed.wait(), max(0.01, deadline - time.monotonic()))
 
 
-async def run(rounds: int) -> dict[str, Any]:
-    backend = Backend.start()
+async def run(rounds: int, proposed: bool = False) -> dict[str, Any]:
+    backend = Backend.start(*(["--patch", "restart"] if proposed else []))
+    agent_args = ("--patch", "backoff") if proposed else ()
     restart: list[dict[str, float]] = []
     drop: list[dict[str, float]] = []
     try:
         floor = FloorClient(backend.ws_url, backend.base_url)
         floor_task = asyncio.create_task(floor.run())
-        async with agent(backend.base_url) as a, httpx.AsyncClient(
+        async with agent(backend.base_url, *agent_args) as a, httpx.AsyncClient(
             base_url=backend.base_url, timeout=10) as http:
             await floor.welcome_after(0)
             for _ in range(rounds):
@@ -99,7 +102,7 @@ async def run(rounds: int) -> dict[str, Any]:
                     "agentAfterUpMs": (ev["t"] - answer["t1"]) * 1000,
                     "floorAfterUpMs": (fl - answer["t1"]) * 1000,
                 })
-            for _ in range(rounds):
+            for _ in range(0 if proposed else rounds):
                 await asyncio.sleep(STABLE_S)
                 t0 = time.time()
                 r = await http.post("/_mock/faults", json={"kind": "drop"})
@@ -119,16 +122,21 @@ async def run(rounds: int) -> dict[str, Any]:
         "rounds": rounds,
         "restart": {k: col(restart, k) for k in
                     ("agentMs", "floorMs", "downMs", "agentAfterUpMs", "floorAfterUpMs")},
-        "drop": {k: col(drop, k) for k in ("agentMs", "floorMs")},
+        "drop": {k: col(drop, k) for k in ("agentMs", "floorMs")} if drop else {},
         "samples": {"restart": restart, "drop": drop},
     }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 10")
+    parser.add_argument("--quick", action="store_true", help="3 rounds instead of 8")
+    parser.add_argument("--no-patch", action="store_true",
+                        help="skip the restart rounds with the proposed changes applied")
     args = parser.parse_args()
-    out = asyncio.run(run(3 if args.quick else 10))
+    rounds = 3 if args.quick else 8
+    out = asyncio.run(run(rounds))
+    if not args.no_patch:
+        out["proposed"] = asyncio.run(run(rounds, proposed=True))
     r, d = out["restart"], out["drop"]
     print(f"restart: backend down for       {fmt(r['downMs'])}")
     print(f"restart -> agent connected:     {fmt(r['agentMs'])}")
@@ -137,6 +145,13 @@ def main() -> int:
     print(f"listening -> floor connected:   {fmt(r['floorAfterUpMs'])}")
     print(f"drop -> agent connected:        {fmt(d['agentMs'])}")
     print(f"drop -> floor connected:        {fmt(d['floorMs'])}")
+    if "proposed" in out:
+        p = out["proposed"]["restart"]
+        print("-- restart with the proposed changes (mock stops listening first; agent "
+              "backoff from 0.25 s):")
+        print(f"restart: backend down for       {fmt(p['downMs'])}")
+        print(f"restart -> agent connected:     {fmt(p['agentMs'])}")
+        print(f"listening -> agent connected:   {fmt(p['agentAfterUpMs'])}")
     write_result("recovery", out, quick=args.quick)
     return 0
 

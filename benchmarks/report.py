@@ -167,9 +167,17 @@ def recovery(r: dict[str, Any]) -> str:
         stats_row("restart: backend down (command → listening again)", rs["downMs"]),
         stats_row("restart: listening again → agent connected", rs["agentAfterUpMs"]),
         stats_row("restart: listening again → floor connected", rs["floorAfterUpMs"]),
-        stats_row("drop (TCP cut, no close frame) → agent connected", d["agentMs"]),
-        stats_row("drop → floor connected", d["floorMs"]),
     ]
+    if d:
+        rows += [stats_row("drop (TCP cut, no close frame) → agent connected", d["agentMs"]),
+                 stats_row("drop → floor connected", d["floorMs"])]
+    p = r.get("proposed")
+    if p:
+        pr = p["restart"]
+        rows += [stats_row("proposed: restart → agent connected", pr["agentMs"]),
+                 stats_row("proposed: backend down", pr["downMs"]),
+                 stats_row("proposed: listening again → agent connected",
+                           pr["agentAfterUpMs"])]
     return table(["", "p50", "p95", "p99", "max", "n"], rows)
 
 
