@@ -1,13 +1,13 @@
 """The mock backend as a benchmark child process: prints its address, obeys stdin commands.
 
     python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N]
-                                 [--patch fanout|nodelay|restart]
+                                 [--patch fanout|nodelay|restart|sender]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
 answered by one JSON line: `restart` (what `MockServer.restart()` does, same port, new epoch;
 `{"t0", "tDown", "t1"}`: command, old server gone, new one listening),
 `pid`. EOF or `quit` stops it. `--negotiators N` adds negotiators `B0001`..`BNNNN` to the seed
-(fan-out to 1,000). `--patch fanout|nodelay|restart` applies a change proposed in
+(fan-out to 1,000). `--patch fanout|nodelay|restart|sender` applies a change proposed in
 BENCHMARKS.md, so the before/after can be measured without editing the product.
 """
 
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -137,6 +138,31 @@ def patch_nodelay() -> None:
     MockServer._bind = bind  # type: ignore[method-assign]
 
 
+def patch_sender() -> None:
+    """The proposed `Connection._next_batch`: take every frame already queued in one go.
+
+    As is, each frame costs an `asyncio.wait_for(queue.get())` (a task and a timer) and a turn
+    of the event loop, so under load the sender falls behind the POST handlers that feed it.
+    Reorder faults keep the original path.
+    """
+    import asyncio
+
+    from tapi_agent.mock.hub import Connection
+
+    original = Connection._next_batch
+
+    async def next_batch(self: Connection, heartbeat_s: float) -> Any:
+        if self.queue.empty() or self.hub.reorder_window(self.negotiator_id) > 1:
+            return await original(self, heartbeat_s)
+        batch = [self.queue.get_nowait()]
+        while not self.queue.empty() and len(batch) < 256:
+            batch.append(self.queue.get_nowait())
+        await asyncio.sleep(0)  # still one turn of the loop per batch, as before per frame
+        return batch
+
+    Connection._next_batch = next_batch  # type: ignore[method-assign]
+
+
 def patch_restart() -> None:
     """The proposed `MockServer._shutdown`: stop listening first, then close the websockets.
 
@@ -176,8 +202,8 @@ def main() -> int:
     parser.add_argument("--heartbeat-ms", type=int, default=15000)
     parser.add_argument("--negotiators", type=int, default=0)
     parser.add_argument("--retention-max", type=int, default=1000)
-    parser.add_argument("--patch", choices=["fanout", "nodelay", "restart"], action="append",
-                        default=[])
+    parser.add_argument("--patch", choices=["fanout", "nodelay", "restart", "sender"],
+                        action="append", default=[])
     args = parser.parse_args()
     raise_nofile(16384)
     if "fanout" in args.patch:
@@ -186,6 +212,8 @@ def main() -> int:
         patch_nodelay()
     if "restart" in args.patch:
         patch_restart()
+    if "sender" in args.patch:
+        patch_sender()
 
     from tapi_agent.mock.server import CLOSE_RESTART, MockServer
 

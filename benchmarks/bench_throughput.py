@@ -8,7 +8,8 @@ the server) for `--seconds`, every one an incomingCall for JAS, and holds
 one bare websockets client connected as JAS that acknowledges every frame as the agent does.
 It reports the accepted (202) and delivered rates over the window, per-second minimum and
 maximum, the delivery latency (receipt - `sentAt`) and how busy the backend and the driver
-were (CPU % from /proc, 100 % = one core), which says who the bottleneck was.
+were (CPU % from /proc, 100 % = one core), which says who the bottleneck was. Unless
+`--no-patch`, it runs again with the backend changes proposed in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -131,15 +132,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--no-patch", action="store_true",
-                        help="skip the second run with the proposed TCP_NODELAY change")
+                        help="skip the runs with the proposed changes (backend.py --patch "
+                             "nodelay, then nodelay and sender)")
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     out = asyncio.run(run(seconds, args.concurrency))
     report(out)
     if not args.no_patch:
-        print("-- again with the proposed change (--patch nodelay):")
-        out["patched"] = asyncio.run(run(seconds, args.concurrency, ("nodelay",)))
-        report(out["patched"])
+        out["proposed"] = {}
+        for patches in (("nodelay",), ("nodelay", "sender")):
+            label = "+".join(patches)
+            print(f"-- again with the proposed change(s): {label}")
+            out["proposed"][label] = asyncio.run(run(seconds, args.concurrency, patches))
+            report(out["proposed"][label])
     write_result("throughput", out, quick=args.quick)
     return 0
 

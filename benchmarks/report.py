@@ -121,8 +121,10 @@ def throughput(r: dict[str, Any]) -> str:
                 f"{x['backendCpuPercent']:.0f} %", str(x["lost"])]
 
     rows = [row("backend as is", r)]
-    if r.get("patched"):
-        rows.append(row("with TCP_NODELAY (proposed)", r["patched"]))
+    names = {"nodelay": "proposed: TCP_NODELAY on accepted sockets",
+             "nodelay+sender": "proposed: TCP_NODELAY + sender drains its queue"}
+    for label, x in (r.get("proposed") or {}).items():
+        rows.append(row(names.get(label, label), x))
     return table(["", "accepted", "delivered (in window)", "accepted per second, min–max",
                   "delivery p50", "delivery p99", "backend CPU", "lost"], rows) + (
         f"\n\n{r['seconds']:.0f} s, {r['concurrency']} requests in flight, one negotiator "
