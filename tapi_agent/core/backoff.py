@@ -27,6 +27,8 @@ class Backoff:
         rng: random.Random | None = None,
         *,
         stable_after_s: float = 5.0,
+        restart_retry_s: float = 0.5,
+        restart_window_s: float = 30.0,
     ) -> None:
         if base_s < 0 or factor < 1 or cap_s < base_s or not 0 <= jitter < 1:
             raise ValueError("backoff needs 0 <= base_s <= cap_s, factor >= 1, 0 <= jitter < 1")
@@ -38,6 +40,11 @@ class Backoff:
         # A connection that lives shorter than this does not earn instant retries again: a
         # backend that accepts and then drops every connection must not be hammered.
         self.stable_after_s = stable_after_s
+        # After a close 1012 (backend restarting) a short restart is expected: poll at a quick
+        # pace for a while so the agent is back within a second or so of the backend, instead
+        # of sleeping through the moment it returns on a doubling backoff.
+        self.restart_retry_s = restart_retry_s
+        self.restart_window_s = restart_window_s
         self._rng = rng or random.Random()
 
     def next_delay(self, attempt: int) -> float:
@@ -55,6 +62,10 @@ class Backoff:
     def suspended_delay(self) -> float:
         """Seconds between attempts while suspended (about the cap)."""
         return self._jittered(self.cap_s)
+
+    def restart_delay(self) -> float:
+        """Seconds between attempts while a restarting backend is expected back."""
+        return self.restart_retry_s * (1.0 - 0.5 * self._rng.random())
 
     def delay(self, attempt: int, offline_for_s: float) -> tuple[float, bool]:
         """The wait before `attempt` and whether the connection now counts as suspended."""

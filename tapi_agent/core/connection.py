@@ -55,6 +55,7 @@ class ConnectionMachine:
         self._quick_drops = 0  # consecutive connections that died before being stable
         self._connected_at: float | None = None
         self._offline_since: float | None = None
+        self._restart_until: float | None = None  # a restarting backend is expected back
 
     @property
     def status(self) -> ConnectionStatus:
@@ -78,16 +79,22 @@ class ConnectionMachine:
     def connected(self, now: float) -> ConnectionStatus:
         """The backend welcomed us."""
         self._attempt = 0
+        self._restart_until = None
         self._connected_at = now
         self._offline_since = None
         return self._set(ConnState.CONNECTED, 0, None, "Connected")
 
-    def lost(self, now: float, *, immediate: bool = False, reason: str = "") -> ConnectionStatus:
+    def lost(
+        self, now: float, *, immediate: bool = False, restarting: bool = False, reason: str = ""
+    ) -> ConnectionStatus:
         """The connection (or an attempt) ended; decide the wait before the next attempt.
 
         `immediate` asks for an instant retry (backend restarting, token refreshed, wake from
         sleep); it is granted unless connections keep dying young, which then back off.
+        `restarting` (close 1012) keeps retries quick for `Backoff.restart_window_s`.
         """
+        if restarting:
+            self._restart_until = now + self.backoff.restart_window_s
         if self._connected_at is not None:
             lived = now - self._connected_at
             self._quick_drops = self._quick_drops + 1 if lived < self.backoff.stable_after_s else 0
@@ -98,6 +105,8 @@ class ConnectionMachine:
         upcoming = max(self._attempt + 1, self._quick_drops)
         if immediate and self._quick_drops < 3:
             delay, suspended = 0.0, False
+        elif self._restart_until is not None and now < self._restart_until:
+            delay, suspended = self.backoff.restart_delay(), False
         else:
             delay, suspended = self.backoff.delay(upcoming, offline_for)
         prefix = f"Connection lost ({reason}). " if reason else ""
@@ -123,6 +132,7 @@ class ConnectionMachine:
         """Forget the attempt count (the user asked to try again after `failed`/`signed_out`)."""
         self._attempt = 0
         self._quick_drops = 0
+        self._restart_until = None
 
     def _set(
         self, state: ConnState, attempt: int, retry_in_ms: int | None, detail: str

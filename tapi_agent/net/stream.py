@@ -313,8 +313,12 @@ class StreamClient:
         except Exception:
             log.exception("on_status failed")
 
-    def _lost(self, *, immediate: bool = False, reason: str = "") -> float:
-        status = self._machine.lost(time.monotonic(), immediate=immediate, reason=reason)
+    def _lost(
+        self, *, immediate: bool = False, restarting: bool = False, reason: str = ""
+    ) -> float:
+        status = self._machine.lost(
+            time.monotonic(), immediate=immediate, restarting=restarting, reason=reason
+        )
         self._report(status)
         return (status.retry_in_ms or 0) / 1000.0
 
@@ -468,7 +472,7 @@ class StreamClient:
             self._park(self._machine.failed(detail))
             return None
         if code == 1012:
-            return self._lost(immediate=True, reason="backend restarting")
+            return self._lost(immediate=True, restarting=True, reason="backend restarting")
         return self._lost(reason=f"closed with code {code}")
 
     async def _read_loop(self, ws: ClientConnection) -> None:

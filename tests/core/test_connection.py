@@ -183,3 +183,21 @@ def test_bounded_set_forgets_the_oldest() -> None:
         s.add(item)
     assert "a" not in s
     assert all(x in s for x in "bcd")
+
+
+def test_after_a_restart_close_retries_stay_quick_for_the_restart_window() -> None:
+    m = machine()
+    m.attempting(0.0)
+    m.connected(0.0)
+    assert m.lost(60.0, immediate=True, restarting=True).retry_in_ms == 0
+    quick = []
+    for t in range(61, 89, 2):  # inside the 30 s window: never the doubling backoff
+        m.attempting(float(t))
+        quick.append(m.lost(float(t)).retry_in_ms)
+    assert all(q is not None and 250 <= q <= 500 for q in quick)
+    m.attempting(95.0)
+    assert m.lost(95.0).retry_in_ms == 30_000  # window over: the normal (capped) backoff
+    m.connected(96.0)
+    assert m.lost(200.0).retry_in_ms == 0
+    m.attempting(200.0)
+    assert m.lost(200.0).retry_in_ms == 1000  # a later ordinary drop backs off normally

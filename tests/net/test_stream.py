@@ -271,6 +271,33 @@ def test_backend_restart_is_back_within_two_seconds_in_the_new_epoch(
     run(scenario)
 
 
+def test_a_long_backend_restart_is_still_back_within_two_seconds_of_listening(
+    mock_server: MockServer,
+) -> None:
+    async def scenario() -> None:
+        async with Harness(mock_server, backoff=Backoff()) as h:
+            await h.connected()
+            # A restart that takes a while: 1012, then the backend is gone for several tries.
+            await h.fault("close", code=1012, reason="deploying")
+            await asyncio.to_thread(mock_server.stop)
+            await h.until(
+                lambda: h.states().count(ConnState.CONNECTING) >= 6, timeout=10,
+                what="several failed attempts while the backend is down",
+            )
+            mock_server.state.hub.new_epoch()
+            await asyncio.to_thread(mock_server.start)
+            listening_again = time.monotonic()
+            await h.until(
+                lambda: h.client.status.state is ConnState.CONNECTED
+                and h.client.continuity.epoch == mock_server.epoch,
+                timeout=2.0, what="reconnect after the long restart",
+            )
+            assert time.monotonic() - listening_again < 2.0
+            assert h.client.status.state is ConnState.CONNECTED
+
+    run(scenario)
+
+
 def test_close_1012_reconnects_at_once(mock_server: MockServer) -> None:
     async def scenario() -> None:
         async with Harness(mock_server, backoff=Backoff(base_s=20, cap_s=30)) as h:
