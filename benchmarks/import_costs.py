@@ -5,7 +5,8 @@
 Imports the agent's dependencies one after another in a fresh process (after a QApplication,
 as the agent does) and notes the wall time and the RSS growth of each step; the same sequence
 runs several times and the medians are kept. Explains the start-up and RSS gaps that
-`bench_footprint.py` measures.
+`bench_footprint.py` measures. A second series hides `click`, as in an install without the
+mock's extras: httpx then skips importing its command-line tool (click, rich, pygments).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ STEPS = [
 
 CHILD = """
 import json, sys, time
+if sys.argv[2] == "noclick":
+    sys.modules["click"] = None  # as in an install without the mock's extras: httpx skips its CLI
 def rss():
     for line in open('/proc/self/status'):
         if line.startswith('VmRSS:'):
@@ -60,22 +63,28 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 runs instead of 7")
     args = parser.parse_args()
     runs = 3 if args.quick else 7
-    samples: list[dict[str, Any]] = []
+    samples: dict[str, list[dict[str, Any]]] = {"venv": [], "noclick": []}
     for _ in range(runs):
-        r = subprocess.run([PYTHON, "-c", CHILD, json.dumps(STEPS)], capture_output=True,
-                           text=True, env=child_env(), cwd=ROOT, check=True)
-        samples.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        for mode in samples:
+            r = subprocess.run([PYTHON, "-c", CHILD, json.dumps(STEPS), mode],
+                               capture_output=True, text=True, env=child_env(), cwd=ROOT,
+                               check=True)
+            samples[mode].append(json.loads(r.stdout.strip().splitlines()[-1]))
     steps = []
     for i, (name, _code) in enumerate(STEPS):
         steps.append({
             "step": name,
-            "ms": statistics.median(s["steps"][i][1] for s in samples),
-            "rssKb": statistics.median(s["steps"][i][2] for s in samples),
+            "ms": statistics.median(s["steps"][i][1] for s in samples["venv"]),
+            "rssKb": statistics.median(s["steps"][i][2] for s in samples["venv"]),
+            "msNoClick": statistics.median(s["steps"][i][1] for s in samples["noclick"]),
+            "rssKbNoClick": statistics.median(s["steps"][i][2] for s in samples["noclick"]),
         })
-    base = statistics.median(s["baseRssKb"] for s in samples)
-    print(f"interpreter alone: RSS {base / 1024:.1f} MiB")
+    base = statistics.median(s["baseRssKb"] for s in samples["venv"])
+    print(f"interpreter alone: RSS {base / 1024:.1f} MiB   (second pair: without click, so "
+          "httpx skips its CLI)")
     for st in steps:
-        print(f"+ {st['step']:42s} {st['ms']:7.1f} ms  {st['rssKb'] / 1024:6.1f} MiB")
+        print(f"+ {st['step']:42s} {st['ms']:7.1f} ms  {st['rssKb'] / 1024:6.1f} MiB   "
+              f"{st['msNoClick']:7.1f} ms  {st['rssKbNoClick'] / 1024:6.1f} MiB")
     write_result("import_costs", {"runs": runs, "baseRssKb": base, "steps": steps},
                  quick=args.quick)
     return 0

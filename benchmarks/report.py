@@ -218,10 +218,14 @@ def soak(r: dict[str, Any], arena: dict[str, Any] | None) -> str:
 
 
 def imports(r: dict[str, Any]) -> str:
-    rows = [[f"+ {s['step']}", f"{s['ms']:.0f} ms", f"{s['rssKb'] / 1024:.1f} MiB"]
+    rows = [[f"+ {s['step']}", f"{s['ms']:.0f} ms", f"{s['rssKb'] / 1024:.1f} MiB",
+             f"{s.get('msNoClick', 0):.0f} ms", f"{s.get('rssKbNoClick', 0) / 1024:.1f} MiB"]
             for s in r["steps"]]
+    total = [sum(s[k] for s in r["steps"]) for k in ("ms", "rssKb")]
+    rows.append(["**total**", f"{total[0]:.0f} ms", f"{total[1] / 1024:.1f} MiB", "", ""])
     return table(["import (in this order, after the interpreter: "
-                  f"{r['baseRssKb'] / 1024:.1f} MiB)", "time", "RSS"], rows)
+                  f"{r['baseRssKb'] / 1024:.1f} MiB)", "time", "RSS", "time without click",
+                  "RSS without click"], rows)
 
 
 def popstack(r: dict[str, Any]) -> str:
