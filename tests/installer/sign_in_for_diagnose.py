@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 
 import httpx
 
@@ -27,7 +28,24 @@ def _browser(url: str) -> bool:
     return True
 
 
+def _wait_for_secret_service(timeout_s: float = 20.0) -> None:
+    # gnome-keyring-daemon may still be registering on the bus when this script starts, and
+    # keyring keeps the first backend it picks: probe the Secret Service until it answers.
+    from keyring.backends import SecretService
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            SecretService.Keyring().get_password("TapiAgentInstallerTest", "probe")
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"Secret Service not ready: {exc!r}") from exc
+            time.sleep(0.05)
+
+
 async def _main(server: str) -> int:
+    _wait_for_secret_service()
     store = TokenStore()
     if not store.available:
         print(f"no usable credential store: {store.description}", file=sys.stderr)
