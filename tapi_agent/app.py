@@ -78,7 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_app_settings(args, paths)
     if args.command == "diagnose":
         return run_diagnose(args, settings)
+    if args.command == "demo" and not _mock_available():
+        print("tapi-agent demo needs the mock backend, which this installation leaves out.\n"
+              "Install it with: pip install 'tapi-agent[mock]'", file=sys.stderr)
+        return 2
     return run_gui(args, settings, paths)
+
+
+def _mock_available() -> bool:
+    """The demo's embedded backend is an extra (and is left out of the frozen app)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tapi_agent.mock.server") is not None and \
+            importlib.util.find_spec("fastapi") is not None
+    except ImportError:
+        return False
 
 
 # ---------------------------------------------------------------------------- diagnose
@@ -543,8 +558,11 @@ class Agent:
         try:
             from tapi_agent.autostart import autostart_enabled
 
-            tray.set_autostart(autostart_enabled(),
-                               locked=self.settings.is_locked("app.autostart"))
+            if _machine_autostart():
+                tray.set_autostart(True, locked=True)  # IT installed with AUTOSTART=1 (HKLM Run)
+            else:
+                tray.set_autostart(autostart_enabled(),
+                                   locked=self.settings.is_locked("app.autostart"))
         except Exception:
             log.debug("autostart state unknown", exc_info=True)
 
@@ -701,6 +719,17 @@ class Agent:
         self.pops.set_me(neg)
         player = DemoPlayer(mock, neg, calls=self._demo_calls, gap=self._demo_gap)
         self.worker.submit(player.run())
+
+
+def _machine_autostart(registry: Any = None) -> bool:
+    """True when the MSI was installed with AUTOSTART=1: HKLM Run starts the agent for everyone,
+    so the per-user "Start at login" entry is shown on and managed by IT."""
+    from tapi_agent.config import MACHINE_KEY
+
+    registry = registry or default_registry()
+    if registry is None:
+        return False
+    return str(registry.read_values(MACHINE_KEY + "\\Installer").get("AutoStart", "")) == "1"
 
 
 def _launch_command() -> list[str]:
