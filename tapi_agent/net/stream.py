@@ -174,8 +174,12 @@ class StreamClient:
         return self._continuity
 
     async def run(self) -> None:
-        """Connect and keep connecting until `stop()`; network errors never escape."""
-        self._stopping = False
+        """Connect and keep connecting until `stop()`; network errors never escape.
+
+        A stopped client stays stopped (even when `stop()` came before `run()`): make a new one.
+        """
+        if self._stopping:
+            return
         self._running = True
         self._done.clear()
         self._run_task = asyncio.current_task()
@@ -258,9 +262,8 @@ class StreamClient:
         self._report(self._machine.connected(time.monotonic()))
         outcome = self._continuity.on_welcome(frame.epoch)
         if outcome.epoch_changed:
-            self._resync("epoch_changed")
-        if outcome.epoch_changed:
             self._recent_acks.clear()
+            self._resync("epoch_changed")
         if outcome.resume_seq is None:
             return []
         self._link.replaying = True
@@ -272,7 +275,8 @@ class StreamClient:
     def _on_notification(self, frame: NotificationFrame) -> list[str]:
         env = frame.notification
         ack = [dump_frame(AckFrame(seq=frame.seq))]
-        self._recent_acks.append(frame.seq)
+        if frame.seq not in self._recent_acks:
+            self._recent_acks.append(frame.seq)
         if not env.for_product(self.product):
             # The backend should not have sent it; ack so it is not redelivered forever.
             self._reject(f"notification seq {frame.seq} is not for product {self.product}")
@@ -322,9 +326,6 @@ class StreamClient:
         self._report(status)
         return (status.retry_in_ms or 0) / 1000.0
 
-    def _park(self, status: ConnectionStatus) -> None:
-        self._report(status)
-
     async def _attempt(self) -> float | None:
         """One connection attempt and, when it works, the whole session; return the wait."""
         self._wake.clear()
@@ -333,7 +334,7 @@ class StreamClient:
         try:
             url = stream_url(self.server_url, self.product)
         except InsecureServerError as exc:
-            self._park(self._machine.failed(str(exc)))
+            self._report(self._machine.failed(str(exc)))
             return None
         done, got = await self._race(self._tokens.access_token())
         if not done:
@@ -342,7 +343,7 @@ class StreamClient:
         try:
             token: str = got.result()
         except SessionGone:
-            self._park(self._machine.signed_out())
+            self._report(self._machine.signed_out())
             return None
         except Exception as exc:
             return self._lost(reason=f"cannot get an access token: {type(exc).__name__}")
@@ -398,7 +399,7 @@ class StreamClient:
             self._refreshed_after_401 = True
             return await self._refresh_then(reason="access token refused; refreshed")
         if status_code == 403:
-            self._park(self._machine.failed(_FORBIDDEN))
+            self._report(self._machine.failed(_FORBIDDEN))
             return None
         return self._lost(reason=f"HTTP {status_code} from the server")
 
@@ -406,7 +407,7 @@ class StreamClient:
         try:
             await self._tokens.refresh()
         except SessionGone:
-            self._park(self._machine.signed_out())
+            self._report(self._machine.signed_out())
             return None
         except Exception as exc:
             return self._lost(reason=f"token refresh failed: {type(exc).__name__}")
@@ -435,7 +436,7 @@ class StreamClient:
         except _Dead as exc:
             return self._lost(immediate=True, reason=str(exc))
         except SessionGone:
-            self._park(self._machine.signed_out())
+            self._report(self._machine.signed_out())
             return None
         except (OSError, TimeoutError) as exc:
             return self._lost(reason=_short(exc))
@@ -469,7 +470,7 @@ class StreamClient:
             return await self._refresh_then(reason="access token expired; refreshed")
         if code == 4003:
             detail = _FORBIDDEN + (f" (server said: {reason[:120]})" if reason else "")
-            self._park(self._machine.failed(detail))
+            self._report(self._machine.failed(detail))
             return None
         if code == 1012:
             return self._lost(immediate=True, restarting=True, reason="backend restarting")

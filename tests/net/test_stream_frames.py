@@ -469,3 +469,14 @@ def test_remote_servers_go_through_the_environment_proxy_and_tls_is_verified(
     assert connects[0] == f"CONNECT {host}:443 HTTP/1.1"
     lost = next(s for s in statuses if s.state is ConnState.DISCONNECTED)
     assert "CERTIFICATE_VERIFY_FAILED" in lost.detail  # verification is on, not bypassed
+
+
+def test_stop_before_run_means_run_returns_at_once() -> None:
+    r = Recorder()
+
+    async def scenario() -> None:
+        await r.client.stop()
+        await asyncio.wait_for(r.client.run(), 2)
+
+    asyncio.run(scenario())
+    assert r.statuses == []  # it never tried to connect
