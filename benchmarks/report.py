@@ -141,6 +141,10 @@ def footprint(r: dict[str, Any]) -> str:
         ["idle RSS", f"{idle['bare']['rssKbEnd'] / 1024:.1f} MiB",
          f"{idle['agent']['rssKbEnd'] / 1024:.1f} MiB", f"{r['rssRatio']:.2f}x", "≤ 1.5x",
          yes(r["targets"]["RSS within 1.5x of bare"])],
+        ["… agent with `MALLOC_ARENA_MAX=2`", "",
+         f"{idle['agent-arena2']['rssKbEnd'] / 1024:.1f} MiB" if "agent-arena2" in idle else "–",
+         f"{idle['agent-arena2']['rssKbEnd'] / idle['bare']['rssKbEnd']:.2f}x"
+         if "agent-arena2" in idle else "", "≤ 1.5x", ""],
         [f"idle CPU over {r['idleSeconds']:.0f} s", f"{idle['bare']['cpuPercent']:.3f} %",
          f"{idle['agent']['cpuPercent']:.3f} %", "", "< 0.5 %",
          yes(r["targets"]["idle CPU under 0.5 %"])],
