@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 import ssl
 import time
 from collections import deque
@@ -59,10 +60,23 @@ HARD_FRAME_LIMIT = 8 * MAX_FRAME_BYTES
 _DEFAULT_HEARTBEAT_S = 15.0  # watchdog before `welcome` tells us the real heartbeat
 _SEND_TIMEOUT_S = 5.0
 _SLEEP_TICK_S = 1.0
+_ROUTE_TICK_S = 2.0
 _SLEEP_JUMP_S = 5.0  # wall clock vs monotonic drift that means the PC slept (or was frozen)
 _MIN_RENEW_S = 0.5
 _STOP_TIMEOUT_S = 2.0
 _REACK_COUNT = 64  # acks repeated after a resume (those in flight at a drop)
+
+
+def route_source(peer_ip: str) -> str | None:
+    """The local address the OS would use to reach `peer_ip` now (no packet is sent)."""
+    family = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((peer_ip, 9))
+            source: str = probe.getsockname()[0]
+            return source
+    except OSError:
+        return None  # no route at all right now: the watchdog decides about the link
 
 
 class InsecureServerError(ValueError):
@@ -158,6 +172,7 @@ class StreamClient:
         self._token_obtained_at = 0.0
         self._refreshed_after_401 = False
         self._sleep_tick_s = _SLEEP_TICK_S
+        self._route_tick_s = _ROUTE_TICK_S
         self._run_task: asyncio.Task[Any] | None = None
         self._recent_acks: deque[int] = deque(maxlen=_REACK_COUNT)
 
@@ -423,7 +438,9 @@ class StreamClient:
     async def _session(self, ws: ClientConnection) -> float | None:
         self.begin_connection()
         try:
-            done, task = await self._race(self._read_loop(ws), self._renew_loop(ws))
+            done, task = await self._race(
+                self._read_loop(ws), self._renew_loop(ws), self._watch_route(ws)
+            )
         finally:
             await self._discard(ws)
         if not done:
@@ -548,6 +565,22 @@ class StreamClient:
         if self._wake.is_set():
             # Woken by a person or the system (wake from sleep, sign-in): start afresh.
             self._machine.restart()
+
+    async def _watch_route(self, ws: ClientConnection) -> None:
+        """Replace the connection when the network changed under it (Wi-Fi to wired, VPN).
+
+        The socket's local address is compared with the one the OS would pick now for the
+        same peer; a different one means the old path is gone, often without any error.
+        """
+        local, remote = ws.local_address, ws.remote_address
+        if not local or not remote:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(self._route_tick_s)
+            now = route_source(remote[0])
+            if now is not None and now != local[0]:
+                log.info("network changed (local address moved): reconnecting")
+                raise _Dead("network changed")
 
     async def _watch_sleep(self) -> None:
         """Reconnect at once after the PC slept: the wall clock jumps against the monotonic."""

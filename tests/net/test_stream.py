@@ -456,6 +456,34 @@ def test_a_wall_clock_jump_after_sleep_reconnects_at_once(mock_server: MockServe
     run(scenario)
 
 
+def test_a_network_change_under_the_connection_reconnects_at_once(
+    mock_server: MockServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tapi_agent.net.stream as stream
+
+    real = stream.route_source
+    moved: list[str] = []
+
+    def route_after_wifi_switch(peer: str) -> str | None:
+        if not moved:  # the OS now routes to the backend from a new address, once
+            moved.append(peer)
+            return "10.20.30.40"
+        return real(peer)
+
+    async def scenario() -> None:
+        async with Harness(mock_server, backoff=Backoff(base_s=20, cap_s=30)) as h:
+            h.client._route_tick_s = 0.05
+            await h.connected()
+            assert real("127.0.0.1") == "127.0.0.1"
+            monkeypatch.setattr(stream, "route_source", route_after_wifi_switch)
+            await h.connected(2, timeout=3)
+            lost = next(s for s in h.statuses if s.state is ConnState.DISCONNECTED)
+            assert "network changed" in lost.detail and lost.retry_in_ms == 0
+
+    run(scenario)
+    assert moved == ["127.0.0.1"]
+
+
 @pytest.mark.parametrize("path", ["in_band_auth", "close_4001_then_refresh"])
 def test_token_expiring_while_connected_loses_no_event(mock_server: MockServer, path: str) -> None:
     async def scenario() -> None:
