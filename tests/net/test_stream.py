@@ -68,6 +68,7 @@ class Tokens(CallableTokenSource):
         self.server = server
         self.ttl = ttl
         self.mints = 0  # tokens handed out: the first one, then one per refresh
+        self.issued: list[str] = []
         self.fail_next: Exception | None = None
         self._first = first
         self._gone = gone
@@ -85,6 +86,7 @@ class Tokens(CallableTokenSource):
             token, self._first = self._first, None
             return token, time.time() + self.ttl
         token = self.server.mint_token(NEG, ttl=self.ttl)
+        self.issued.append(token)
         # The token's own `exp` (whole seconds), as a real session reads it.
         exp = jwt.decode(token, options={"verify_signature": False})["exp"]
         return token, float(exp)
@@ -238,6 +240,40 @@ def test_plain_ws_to_a_remote_host_is_refused_and_fails(mock_server: MockServer)
             assert h.tokens.mints == 0  # no token was ever fetched, let alone sent
 
     run(scenario)
+
+
+def test_tokens_never_reach_the_log_even_at_debug_level(mock_server: MockServer) -> None:
+    lines: list[str] = []
+
+    class Everything(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage() + repr(getattr(record, "fields", "")))
+
+    root = logging.getLogger()
+    handler, old = Everything(logging.DEBUG), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        async def scenario() -> None:
+            tokens = Tokens(mock_server, ttl=2)
+            async with Harness(mock_server, tokens) as h:
+                await h.connected()
+                await h.until(lambda: tokens.mints >= 2, what="an in-band renewal")
+                await h.post("call-1")
+                await h.until(lambda: h.deliveries)
+                await h.until(lambda: any("renewed" in line for line in lines))
+            assert len(tokens.issued) >= 2
+            tokens_seen.extend(tokens.issued)
+
+        tokens_seen: list[str] = []
+        run(scenario)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old)
+    assert any("connection.state" in line for line in lines)
+    for token in tokens_seen:
+        signature = token.rsplit(".", 1)[-1]
+        assert not [line for line in lines if signature in line]
 
 
 # -- restarts and close codes -----------------------------------------------------------------
