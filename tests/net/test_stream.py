@@ -453,6 +453,25 @@ def test_rejected_upgrades_back_off_and_reconnect_now_skips_the_wait(
     run(scenario)
 
 
+def test_long_outage_turns_suspended_with_slow_retries_and_recovers(
+    mock_server: MockServer, events: Events
+) -> None:
+    async def scenario() -> None:
+        backoff = Backoff(base_s=0.02, cap_s=0.1, suspend_after_s=0.3)
+        async with Harness(mock_server, backoff=backoff) as h:
+            await h.connected()
+            await h.fault("reject", status=503)
+            await h.fault("drop")
+            await h.until(lambda: h.client.status.state is ConnState.SUSPENDED, timeout=5)
+            assert 50 <= (h.client.status.retry_in_ms or 0) <= 100  # the cap, jittered
+            await h.clear_faults()
+            await h.connected(2, timeout=3)
+
+    run(scenario)
+    logged = [e["state"] for e in events.named("connection.state")]
+    assert "suspended" in logged and logged[-1] == "connected"
+
+
 # -- dead links, sleep, tokens ----------------------------------------------------------------
 
 
