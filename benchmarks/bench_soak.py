@@ -117,6 +117,7 @@ class Ledger:
         self.shown: Counter[str] = Counter()
         self.pop_latency: list[float] = []
         self.connects = 0
+        self.connected_at: list[float] = []
         self.resyncs = 0
         self.rss: list[int] = []
         self.rss_events: list[dict[str, Any]] = []
@@ -134,6 +135,7 @@ class Ledger:
                     self.pop_latency.append(float(ev["latencyMs"]))
             elif name == "connection.state" and ev.get("state") == "connected":
                 self.connects += 1
+                self.connected_at.append(float(ev["t"]))
             elif name == "harness.rss":
                 self.rss.append(int(ev["rssKb"]))
                 self.rss_events.append(ev)
@@ -224,11 +226,13 @@ async def run(calls: int, rate: float, seed: int,
                     mark("reorder off")
                     await fault({"kind": "duplicate", "probability": 0.05})
                 elif frac == 0.5:
-                    connects = ledger.connects
                     answer = await asyncio.to_thread(backend.command, "restart")
                     mark("backend restarted", downMs=round((answer["t1"] - answer["t0"]) * 1000))
-                    await ledger.wait(lambda c=connects: ledger.connects > c, 60,
-                                      "the agent to reconnect after the restart")
+                    # A connection made while the old server shut down does not count: the
+                    # new backend replays nothing to a client that has not seen its epoch.
+                    await ledger.wait(
+                        lambda a=answer: any(t > a["tDown"] for t in ledger.connected_at), 60,
+                        "the agent to reconnect after the restart")
                     mark("agent reconnected")
                     next_at = time.monotonic()
                 # Open loop: calls start on schedule whatever the agent is doing.

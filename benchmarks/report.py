@@ -243,6 +243,84 @@ def popstack(r: dict[str, Any]) -> str:
         f"\n\n{r['calls']} calls per row, each row a fresh process.")
 
 
+def summary(results: dict[str, dict[str, Any] | None]) -> str:
+    rows: list[list[str]] = []
+    lat = results.get("latency")
+    if lat:
+        p = lat.get("patched")
+        rows.append(["Latency: POST accepted → pop painted, p50",
+                     ms(lat["floor"]["p50"]), ms(lat["agentPop"]["p50"]),
+                     "within 5 ms of the floor",
+                     yes(lat["targets"]["p50 within 5 ms of the floor"]),
+                     ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
+        rows.append(["Latency: p99", ms(lat["floor"]["p99"]), ms(lat["agentPop"]["p99"]),
+                     "< 30 ms", yes(lat["targets"]["p99 under 30 ms"]),
+                     ms(p["agentPop"]["p99"]) if p else ""])
+    fan = results.get("fanout")
+    if fan:
+        for n, row in fan["sizes"].items():
+            after = ""
+            if "mock+patch" in row:
+                after = (f"{ms(row['mock+patch']['last']['p50'])} "
+                         f"({row['ratio_p50_patched']:.2f}x)")
+            rows.append([f"Fan-out to {int(n):,}: last one has it, p50",
+                         ms(row["floor"]["last"]["p50"]), ms(row["mock"]["last"]["p50"]) +
+                         f" ({row['ratio_p50']:.2f}x)", "within 2x",
+                         yes(row["ratio_p50"] <= 2.0), after])
+    tp = results.get("throughput")
+    if tp:
+        best = (tp.get("proposed") or {}).get("nodelay+sender")
+        rows.append(["Backend throughput, one negotiator, sustained", "–",
+                     f"{tp['acceptedPerS']:.0f}/s accepted, {tp['deliveredPerS']:.0f}/s "
+                     "delivered", "(measure)", "",
+                     f"{best['acceptedPerS']:.0f}/s, {best['deliveredPerS']:.0f}/s" if best
+                     else ""])
+    fp = results.get("footprint")
+    if fp:
+        idle, t = fp["idle"], fp["targets"]
+        rows.append(["Start-up to tray visible, p50", ms(fp["startupMs"]["bare"]["p50"], 0),
+                     ms(fp["startupMs"]["agent"]["p50"], 0) + f" ({fp['startupRatio']:.2f}x)",
+                     "within 2x", yes(t["start-up within 2x of bare"]),
+                     ms(fp["startupMs"]["agent-tray-first"]["p50"], 0) +
+                     f" ({fp['startupRatioTrayFirst']:.2f}x)"])
+        rows.append(["Idle RSS", f"{idle['bare']['rssKbEnd'] / 1024:.1f} MiB",
+                     f"{idle['agent']['rssKbEnd'] / 1024:.1f} MiB ({fp['rssRatio']:.2f}x)",
+                     "within 1.5x", yes(t["RSS within 1.5x of bare"]), ""])
+        rows.append([f"Idle CPU ({fp['idleSeconds']:.0f} s)",
+                     f"{idle['bare']['cpuPercent']:.2f} %", f"{idle['agent']['cpuPercent']:.2f} %",
+                     "< 0.5 %", yes(t["idle CPU under 0.5 %"]), ""])
+        rows.append(["Idle wake-ups, busiest thread",
+                     f"{idle['bare']['maxThreadWakeupsPerS']:.2f}/s",
+                     f"{idle['agent']['maxThreadWakeupsPerS']:.2f}/s", "no timer > 1/s",
+                     yes(t["no timer firing more than once a second"]), ""])
+    rec = results.get("recovery")
+    if rec:
+        pr = (rec.get("proposed") or {}).get("restart")
+        rows.append(["Backend restart → agent connected, p50",
+                     ms(rec["restart"]["floorMs"]["p50"], 0),
+                     ms(rec["restart"]["agentMs"]["p50"], 0), "(measure)", "",
+                     ms(pr["agentMs"]["p50"], 0) if pr else ""])
+        if rec.get("drop"):
+            rows.append(["Dropped connection → agent connected, p50",
+                         ms(rec["drop"]["floorMs"]["p50"], 0), ms(rec["drop"]["agentMs"]["p50"], 0),
+                         "(measure)", "", ""])
+    sk = results.get("soak")
+    if sk:
+        t = sk["targets"]
+        rows.append([f"Soak: {sk['calls']:,} calls with faults, each accounted for once", "",
+                     json.dumps(sk["historyEntriesPerCall"]) + f" in {sk['durationS']:.0f} s",
+                     "every call once, < 5 min",
+                     yes(t["every call in the history exactly once"] and t["under 5 minutes"]
+                         and t["no call popped twice"]), ""])
+        arena = results.get("soak-arena2")
+        rows.append(["Soak: RSS growth after warm-up", "",
+                     f"{sk['rssGrowthKb'] / 1024:+.1f} MiB", "< 5 MB",
+                     yes(t["RSS growth under 5 MB after warm-up"]),
+                     f"{arena['rssGrowthKb'] / 1024:+.1f} MiB (MALLOC_ARENA_MAX=2)" if arena
+                     else ""])
+    return table(["", "floor", "ours", "target", "", "with the proposed changes"], rows)
+
+
 def commands(results: dict[str, dict[str, Any] | None]) -> str:
     rows = []
     for name, r in results.items():
@@ -308,6 +386,7 @@ def main() -> int:
     sections: dict[str, Callable[[], str]] = {
         "machine": lambda: machine(next(r for r in results.values() if r is not None)),
         "commands": lambda: commands(results),
+        "summary": lambda: summary(results),
         "latency": lambda: latency(results["latency"]),  # type: ignore[arg-type]
         "fanout": lambda: fanout(results["fanout"]),  # type: ignore[arg-type]
         "throughput": lambda: throughput(results["throughput"]),  # type: ignore[arg-type]
