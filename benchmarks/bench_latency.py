@@ -15,6 +15,8 @@ ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
 - agent received: the agent's `notification.received` log record;
 - agent pop: the agent's `pop.shown` log record (written in the card's first paintEvent);
 - on_event: how long the GUI thread spent in `PopStack.on_event` for the incoming call.
+`--display xvfb` runs the agent on Qt's xcb platform against a private Xvfb display (real
+window mapping and expose events) and writes `latency-xvfb.json`.
 The first calls of each agent warm up (first card built, fonts loaded) and are reported apart.
 Unless `--no-patch`, the product as is and the proposed PopCard change (`--patch popcard`, see
 BENCHMARKS.md) take turns, A B A B, half the calls per turn, each turn with a fresh backend,
@@ -36,7 +38,17 @@ from websockets.asyncio.client import ClientConnection, connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Backend, agent, envelope, fmt, parse_iso, percentiles, write_result
+from common import (
+    Backend,
+    Desktop,
+    agent,
+    child_env,
+    envelope,
+    fmt,
+    parse_iso,
+    percentiles,
+    write_result,
+)
 
 
 class StampingConnection(ClientConnection):
@@ -70,8 +82,8 @@ async def floor_client(url: str, token: str, seen: dict[str, tuple[float, float]
                 arrived.set()
 
 
-async def run_rows(calls: int, warmup: int, agent_args: tuple[str, ...] = ()
-                   ) -> list[dict[str, Any]]:
+async def run_rows(calls: int, warmup: int, agent_args: tuple[str, ...] = (),
+                   env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One backend, one agent, one floor client: `warmup + calls` calls, one row each."""
     backend = Backend.start()
     try:
@@ -88,7 +100,7 @@ async def run_rows(calls: int, warmup: int, agent_args: tuple[str, ...] = ()
             await asyncio.wait_for(ready.wait(), 10)
 
             rows: list[dict[str, Any]] = []
-            async with agent(backend.base_url, *agent_args) as a:
+            async with agent(backend.base_url, *agent_args, env=env) as a:
                 for i in range(warmup + calls):
                     call_id = f"lat-{i:04d}"
                     resp = await http.post("/notifications",
@@ -156,7 +168,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=0)
     parser.add_argument("--no-patch", action="store_true",
                         help="skip the runs with the proposed PopCard change applied")
+    parser.add_argument("--display", choices=["offscreen", "xvfb"], default="offscreen",
+                        help="Qt platform of the agent: offscreen (default) or xcb on a "
+                             "private Xvfb display with trayer")
     args = parser.parse_args()
+    desktop = Desktop() if args.display == "xvfb" else None
+    env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}") if desktop else None
     calls = args.calls or (30 if args.quick else 200)
     # The product as is and the proposed change take turns (A B A B), half the calls each
     # time, so neither gets all the quiet moments or all the warm caches.
@@ -164,17 +181,23 @@ def main() -> int:
         ("as-is", ()), ("patched", ("--patch", "popcard"))]
     rounds = 1 if args.no_patch else 2
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in variants}
-    for r in range(rounds):
-        for label, extra in variants:
-            n = calls // rounds + (calls % rounds if r == rounds - 1 else 0)
-            rows[label] += asyncio.run(run_rows(n, 5, extra))
+    try:
+        for r in range(rounds):
+            for label, extra in variants:
+                n = calls // rounds + (calls % rounds if r == rounds - 1 else 0)
+                rows[label] += asyncio.run(run_rows(n, 5, extra, env))
+    finally:
+        if desktop is not None:
+            desktop.stop()
     out = summarize(rows["as-is"])
+    out["display"] = args.display
     report(out)
     if "patched" in rows:
         print("-- with the proposed change (--patch popcard):")
         out["patched"] = summarize(rows["patched"])
         report(out["patched"])
-    write_result("latency", out, quick=args.quick)
+    write_result("latency" if args.display == "offscreen" else "latency-xvfb", out,
+                 quick=args.quick)
     return 0
 
 

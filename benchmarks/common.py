@@ -216,6 +216,64 @@ class RawHttp:
             self._writer = None
 
 
+# ---------------------------------------------------------------------------- X display
+
+
+def free_display() -> int:
+    for n in range(90, 200):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            return n
+    raise RuntimeError("no free X display number")
+
+
+class Desktop:
+    """Xvfb and trayer on a private display."""
+
+    def __init__(self) -> None:
+        for tool in ("Xvfb", "trayer", "xdotool"):
+            if not shutil.which(tool):
+                raise SystemExit(f"{tool} is not installed (apt-get install xvfb trayer xdotool)")
+        self.display = free_display()
+        self.env = {**os.environ, "DISPLAY": f":{self.display}"}
+        self.xvfb = subprocess.Popen(
+            ["Xvfb", f":{self.display}", "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.trayer: subprocess.Popen[bytes] | None = None
+        try:
+            # The socket file appears before the server accepts: ask it something instead.
+            self._wait(lambda: subprocess.run(
+                ["xdotool", "getdisplaygeometry"], env=self.env,
+                capture_output=True).returncode == 0, "Xvfb")
+            self.trayer = subprocess.Popen(
+                ["trayer", "--edge", "bottom", "--align", "right", "--widthtype", "request",
+                 "--height", "32"], env=self.env, stdout=subprocess.DEVNULL)
+            self._wait(lambda: subprocess.run(
+                ["xdotool", "search", "--classname", "trayer"], env=self.env,
+                capture_output=True).returncode == 0, "trayer")
+        except BaseException:
+            self.stop()
+            raise
+
+    @staticmethod
+    def _wait(cond: Any, what: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for p in (self.trayer, self.xvfb):
+            if p is None or p.poll() is not None:
+                continue
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 # ---------------------------------------------------------------------------- child processes
 
 
