@@ -220,7 +220,11 @@ class RawHttp:
 
 
 def free_display() -> int:
-    for n in range(90, 200):
+    """A display number nobody holds; random and high, as test suites run Xvfb at :90 up."""
+    import random
+
+    for _ in range(200):
+        n = random.randint(300, 899)
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             return n
     raise RuntimeError("no free X display number")
@@ -233,6 +237,15 @@ class Desktop:
         for tool in ("Xvfb", "trayer", "xdotool"):
             if not shutil.which(tool):
                 raise SystemExit(f"{tool} is not installed (apt-get install xvfb trayer xdotool)")
+        for attempt in range(3):
+            try:
+                self._start()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+
+    def _start(self) -> None:
         self.display = free_display()
         self.env = {**os.environ, "DISPLAY": f":{self.display}"}
         self.xvfb = subprocess.Popen(
