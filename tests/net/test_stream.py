@@ -586,7 +586,7 @@ def test_incomplete_replay_after_retention_loss_asks_for_a_resync(events: Events
                 await h.post(f"offline-{i}")
             await h.clear_faults()
             h.client.reconnect_now()
-            await h.until(lambda: len(h.deliveries) == 2, what="the retained two")
+            await h.until(lambda: h.resyncs, what="the replayed frame")
             assert h.resyncs == ["replay_incomplete"]
             assert h.call_ids() == ["offline-4", "offline-5"]
             assert all(d.replayed for d in h.deliveries)
