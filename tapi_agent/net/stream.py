@@ -551,8 +551,7 @@ class StreamClient:
             # Woken while the connection just opened: close it, the caller reconnects.
             result = finished[0].result()
             if isinstance(result, ClientConnection):
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(result.close(), 3.0)
+                await self._discard(result)
             return False, None
         return True, finished[0]
 
