@@ -1,7 +1,8 @@
 """The agent for benchmarks: the real `Agent` (pops, stream, worker) in its own process.
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
-                                       [--count-history] [--as-shipped] [--patch popcard|backoff]
+                                       [--count-history] [--as-shipped]
+                                       [--patch popcard|spare|backoff]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
@@ -126,6 +127,48 @@ def patch_popcard() -> None:
     popup._number_key = functools.lru_cache(maxsize=512)(popup._number_key)
 
 
+def patch_spare_card() -> None:
+    """Proposed: keep one card built ahead (widgets, style, native window) and use it for the
+    next call, so a ringing call only fills it in. The spare is made 100 ms after a card opens,
+    once that card has been painted. Applied to this process only."""
+    from PySide6.QtCore import QTimer
+
+    from tapi_agent.ui.popstack import PopStack
+    from tapi_agent.ui.popup import PopCard
+
+    def new_card(self: PopStack, view: Any) -> PopCard:
+        return PopCard(view, region=self._region, line_names=self._line_names,
+                       negotiator_names=self._names, clock=self._clock,
+                       url_opener=self._url_opener)
+
+    def make_spare(self: PopStack, view: Any) -> None:
+        if getattr(self, "_bench_spare", None) is None:
+            card = new_card(self, view)
+            card.winId()  # the native window now, not while a call rings
+            self._bench_spare = card  # type: ignore[attr-defined]
+
+    def open_card(self: PopStack, view: Any) -> None:
+        if view.key in self._cards:
+            return
+        card = getattr(self, "_bench_spare", None)
+        self._bench_spare = None  # type: ignore[attr-defined]
+        if card is None:
+            card = new_card(self, view)
+        else:
+            if card._names != self._names:
+                card.set_negotiator_names(self._names)
+            card.update_call(view)
+        contacts = self._contacts.get(view.key)
+        if contacts:
+            card.set_contacts(contacts)
+        card.dismissed.connect(self.dismiss)
+        card.record_opened.connect(self.record_opened)
+        self._cards[view.key] = card
+        QTimer.singleShot(100, lambda: make_spare(self, view))
+
+    PopStack._open_card = open_card  # type: ignore[method-assign]
+
+
 def patch_backoff() -> None:
     """The proposed reconnect timing: backoff steps from 0.25 s instead of 1 s (0, ~0.25, ~0.5,
     ~1, ... capped as before), so a backend that restarts in 0.2 s is back in use sooner."""
@@ -157,7 +200,8 @@ def main() -> int:
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another setting, as on the command line layer")
-    parser.add_argument("--patch", choices=["popcard", "backoff"], action="append", default=[])
+    parser.add_argument("--patch", choices=["popcard", "spare", "backoff"], action="append",
+                        default=[])
     args = parser.parse_args()
 
     from PySide6.QtCore import QObject, QTimer, Signal
@@ -242,6 +286,8 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
         patch_popcard()
     if "backoff" in args.patch:
         patch_backoff()
+    if "spare" in args.patch:
+        patch_spare_card()
     import httpx
 
     from tapi_agent.app import Agent

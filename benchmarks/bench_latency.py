@@ -18,9 +18,9 @@ ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
 `--display xvfb` runs the agent on Qt's xcb platform against a private Xvfb display (real
 window mapping and expose events) and writes `latency-xvfb.json`.
 The first calls of each agent warm up (first card built, fonts loaded) and are reported apart.
-Unless `--no-patch`, the product as is and the proposed PopCard change (`--patch popcard`, see
-BENCHMARKS.md) take turns, A B A B, half the calls per turn, each turn with a fresh backend,
-agent and floor client.
+Unless `--no-patch`, the product as is and the proposed pop changes (`--patch popcard --patch
+spare`, see BENCHMARKS.md) take turns, A B A B, half the calls per turn, each turn with a fresh
+backend, agent and floor client.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main() -> int:
     # The product as is and the proposed change take turns (A B A B), half the calls each
     # time, so neither gets all the quiet moments or all the warm caches.
     variants = [("as-is", ())] if args.no_patch else [
-        ("as-is", ()), ("patched", ("--patch", "popcard"))]
+        ("as-is", ()), ("patched", ("--patch", "popcard", "--patch", "spare"))]
     rounds = 1 if args.no_patch else 2
     rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in variants}
     try:
@@ -193,7 +193,7 @@ def main() -> int:
     out["display"] = args.display
     report(out)
     if "patched" in rows:
-        print("-- with the proposed change (--patch popcard):")
+        print("-- with the proposed changes (--patch popcard --patch spare):")
         out["patched"] = summarize(rows["patched"])
         report(out["patched"])
     write_result("latency" if args.display == "offscreen" else "latency-xvfb", out,
