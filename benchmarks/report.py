@@ -78,8 +78,10 @@ def latency(r: dict[str, Any]) -> str:
             stats_row("  step: `on_event` done → first paint", r["agentPaintAfter"])]
     p = r.get("patched")
     if p:
-        rows.append(stats_row("agent `pop.shown`, proposed style-sheet change", p["agentPop"]))
-        rows.append(stats_row("  floor in that run", p["floor"]))
+        rows.append(stats_row("proposed pop changes: agent `pop.shown`", p["agentPop"]))
+        rows.append(stats_row("  step: GUI-thread time in `PopStack.on_event`",
+                              p["agentOnEventCpu"]))
+        rows.append(stats_row("  floor in those turns", p["floor"]))
     text = table(["from the backend's accept (`sentAt`) to", "p50", "p95", "p99", "max", "n"],
                  rows)
     t = r["targets"]
@@ -248,13 +250,24 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
     lat = results.get("latency")
     if lat:
         p = lat.get("patched")
-        rows.append(["Latency: POST accepted → pop painted, p50",
+        rows.append(["Latency (offscreen Qt): POST accepted → pop painted, p50",
                      ms(lat["floor"]["p50"]), ms(lat["agentPop"]["p50"]),
                      "within 5 ms of the floor",
                      yes(lat["targets"]["p50 within 5 ms of the floor"]),
                      ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
-        rows.append(["Latency: p99", ms(lat["floor"]["p99"]), ms(lat["agentPop"]["p99"]),
+        rows.append(["Latency (offscreen Qt): p99", ms(lat["floor"]["p99"]), ms(lat["agentPop"]["p99"]),
                      "< 30 ms", yes(lat["targets"]["p99 under 30 ms"]),
+                     ms(p["agentPop"]["p99"]) if p else ""])
+    lx = results.get("latency-xvfb")
+    if lx:
+        p = lx.get("patched")
+        rows.append(["Latency on a real X server (Xvfb), p50", ms(lx["floor"]["p50"]),
+                     ms(lx["agentPop"]["p50"]), "within 5 ms of the floor",
+                     yes(lx["targets"]["p50 within 5 ms of the floor"]),
+                     ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
+        rows.append(["Latency on a real X server, p99", ms(lx["floor"]["p99"]),
+                     ms(lx["agentPop"]["p99"]), "< 30 ms",
+                     yes(lx["targets"]["p99 under 30 ms"]),
                      ms(p["agentPop"]["p99"]) if p else ""])
     fan = results.get("fanout")
     if fan:
@@ -381,13 +394,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="use the *-quick.json results")
     args = parser.parse_args()
     names = ["latency", "fanout", "throughput", "footprint", "recovery", "soak",
-             "soak-arena2", "import_costs", "popstack"]
+             "soak-arena2", "import_costs", "popstack", "latency-xvfb"]
     results = {n: load(n, args.quick) for n in names}
     sections: dict[str, Callable[[], str]] = {
         "machine": lambda: machine(next(r for r in results.values() if r is not None)),
         "commands": lambda: commands(results),
         "summary": lambda: summary(results),
         "latency": lambda: latency(results["latency"]),  # type: ignore[arg-type]
+        "latency_xvfb": lambda: latency(results["latency-xvfb"]),  # type: ignore[arg-type]
         "fanout": lambda: fanout(results["fanout"]),  # type: ignore[arg-type]
         "throughput": lambda: throughput(results["throughput"]),  # type: ignore[arg-type]
         "footprint": lambda: footprint(results["footprint"]),  # type: ignore[arg-type]

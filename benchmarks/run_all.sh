@@ -5,6 +5,7 @@ set -e
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 $PY benchmarks/bench_latency.py "$@"
+$PY benchmarks/bench_latency.py --display xvfb "$@"
 $PY benchmarks/bench_popstack.py "$@"
 $PY benchmarks/bench_fanout.py "$@"
 $PY benchmarks/bench_throughput.py "$@"
