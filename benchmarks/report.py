@@ -255,7 +255,8 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
                      "within 5 ms of the floor",
                      yes(lat["targets"]["p50 within 5 ms of the floor"]),
                      ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
-        rows.append(["Latency (offscreen Qt): p99", ms(lat["floor"]["p99"]), ms(lat["agentPop"]["p99"]),
+        rows.append(["Latency (offscreen Qt): p99", ms(lat["floor"]["p99"]),
+                     ms(lat["agentPop"]["p99"]),
                      "< 30 ms", yes(lat["targets"]["p99 under 30 ms"]),
                      ms(p["agentPop"]["p99"]) if p else ""])
     lx = results.get("latency-xvfb")
