@@ -125,22 +125,16 @@ SIGN_IN_SCRIPT = WAIT_FOR_SECRET_SERVICE + textwrap.dedent("""
     from tapi_agent.net.tokens import TokenStore
 
     async def main(url: str) -> None:
-        visits = []
-
-        async def visit(address: str) -> None:
-            async with httpx.AsyncClient(follow_redirects=True) as client:
-                page = await client.get(address)
-                assert page.status_code == 200, page.text
-
         def browser(address: str) -> bool:
-            visits.append(asyncio.get_running_loop().create_task(visit(address)))
+            # sign_in runs the opener in a thread, as webbrowser may block: so may we
+            page = httpx.get(address, follow_redirects=True, timeout=20)
+            assert page.status_code == 200, page.text
             return True
 
         store = TokenStore()
         assert store.available, store.description
         session = Session(ReapitConnect(url, "tapi-agent"), store)
         await session.sign_in(port=0, open_browser=browser, timeout_s=20)
-        await asyncio.gather(*visits)
 
     asyncio.run(main(sys.argv[1]))
     print("SIGNED-IN")
