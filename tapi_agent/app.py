@@ -356,6 +356,7 @@ class Agent:
             on_delivery=b.delivery.emit,
             on_status=self._status_in_loop,
             on_resync=b.resync.emit,
+            proxy=self.settings["network.proxy"],
         )
         self.worker.submit(self.stream.run())
         self.worker.submit(self._poll_missed())

@@ -150,8 +150,10 @@ class StreamClient:
         watchdog_grace_s: float = 10.0,
         renew_margin_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        proxy: str = "system",
     ) -> None:
         self.server_url = server_url
+        self._proxy = proxy
         self.product = product
         self._tokens = tokens
         self._on_delivery = on_delivery
@@ -389,9 +391,11 @@ class StreamClient:
             url,
             additional_headers={"Authorization": f"Bearer {token}"},
             user_agent_header=f"tapi-agent/{__version__}",
-            # Proxies from the environment and the OS settings (urllib.getproxies reads the
-            # Windows registry); never for this machine, where a proxy can only get in the way.
-            proxy=None if loopback else True,
+            # `network.proxy`: system = the environment and the OS settings (urllib.getproxies
+            # reads the Windows registry), none, or a proxy URL; never for this machine, where
+            # a proxy can only get in the way.
+            proxy=None if loopback or self._proxy == "none" else
+            (True if self._proxy in ("system", "") else self._proxy),
             max_size=HARD_FRAME_LIMIT,
             # The backend's heartbeat and our watchdog detect dead links; no second mechanism.
             ping_interval=None,

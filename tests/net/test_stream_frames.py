@@ -476,3 +476,47 @@ def test_stop_before_run_means_run_returns_at_once() -> None:
 
     asyncio.run(scenario())
     assert r.statuses == []  # it never tried to connect
+
+
+@pytest.mark.parametrize(("setting", "env_proxy", "through_proxy"), [
+    ("{proxy}", False, True),   # network.proxy = a URL: used without any environment
+    ("none", True, False),      # network.proxy = none: the environment's proxy is ignored
+])
+def test_the_proxy_setting_decides_the_streams_route(
+    monkeypatch: pytest.MonkeyPatch, setting: str, env_proxy: bool, through_proxy: bool,
+) -> None:
+    host = "notifications.example.test"
+    connects: list[str] = []
+    statuses: list[ConnectionStatus] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        connects.append(head.split(b"\r\n", 1)[0].decode())
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy",
+                     "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        if env_proxy:
+            monkeypatch.setenv("https_proxy", url)
+        client = StreamClient(
+            f"https://{host}", CallableTokenSource(_no_token),
+            on_delivery=lambda _: None, on_status=statuses.append, on_resync=lambda _: None,
+            proxy=setting.format(proxy=url),
+        )
+        task = asyncio.create_task(client.run())
+        deadline = time.monotonic() + 10
+        while not any(s.state is ConnState.DISCONNECTED for s in statuses):
+            assert time.monotonic() < deadline, f"statuses={statuses}"
+            await asyncio.sleep(0.005)
+        await client.stop()
+        await asyncio.wait_for(task, 5)
+        server.close()
+
+    asyncio.run(scenario())
+    assert bool(connects) is through_proxy
+    if through_proxy:
+        assert connects[0] == f"CONNECT {host}:443 HTTP/1.1"
