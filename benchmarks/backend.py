@@ -1,14 +1,15 @@
 """The mock backend as a benchmark child process: prints its address, obeys stdin commands.
 
     python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N]
-                                 [--patch fanout|nodelay|restart|sender]
+                                 [--patch fanout|nodelay|restart|sender|nodeflate]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
 answered by one JSON line: `restart` (what `MockServer.restart()` does, same port, new epoch;
 `{"t0", "tDown", "t1"}`: command, old server gone, new one listening),
 `pid`. EOF or `quit` stops it. `--negotiators N` adds negotiators `B0001`..`BNNNN` to the seed
-(fan-out to 1,000). `--patch fanout|nodelay|restart|sender` applies a change proposed in
-BENCHMARKS.md, so the before/after can be measured without editing the product.
+(fan-out to 1,000). `--patch NAME` (fanout, nodelay, restart, sender, nodeflate) applies a
+change proposed in BENCHMARKS.md, so the before/after can be measured without editing the
+product.
 """
 
 from __future__ import annotations
@@ -163,6 +164,18 @@ def patch_sender() -> None:
     Connection._next_batch = next_batch  # type: ignore[method-assign]
 
 
+def patch_nodeflate() -> None:
+    """Proposed: no permessage-deflate on the stream. Frames are a few hundred bytes (a hunt
+    group's carries every target's id), compressed once per socket: for a 1,000-negotiator hunt
+    group that is 1,000 deflates of ~10 KB in the backend's one thread."""
+    import functools
+
+    import uvicorn
+
+    uvicorn.Config = functools.partial(  # type: ignore[misc]
+        uvicorn.Config, ws_per_message_deflate=False)
+
+
 def patch_restart() -> None:
     """The proposed `MockServer._shutdown`: stop listening first, then close the websockets.
 
@@ -202,7 +215,7 @@ def main() -> int:
     parser.add_argument("--heartbeat-ms", type=int, default=15000)
     parser.add_argument("--negotiators", type=int, default=0)
     parser.add_argument("--retention-max", type=int, default=1000)
-    parser.add_argument("--patch", choices=["fanout", "nodelay", "restart", "sender"],
+    parser.add_argument("--patch", choices=["fanout", "nodelay", "restart", "sender", "nodeflate"],
                         action="append", default=[])
     args = parser.parse_args()
     raise_nofile(16384)
@@ -214,6 +227,8 @@ def main() -> int:
         patch_restart()
     if "sender" in args.patch:
         patch_sender()
+    if "nodeflate" in args.patch:
+        patch_nodeflate()
 
     from tapi_agent.mock.server import CLOSE_RESTART, MockServer
 

@@ -7,7 +7,8 @@ negotiators has the frame (and the first; and `acceptedToLast`, from the frame's
 server's accept time at millisecond resolution, which leaves the HTTP request out), for:
 - `floor`: `floor_broadcast.py`, a minimal websockets server broadcasting one frame to N clients;
 - `mock`: the mock backend, `POST /notifications` with N targets (B0001..BNNNN), one socket each;
-- `mock+patch`: the same with the `Hub.deliver` change proposed in BENCHMARKS.md applied.
+- `mock+patch`: the same with the `Hub.deliver` change proposed in BENCHMARKS.md applied;
+- `mock+patch+nodeflate`: and without permessage-deflate on the stream (also proposed).
 The N clients live in their own process (`fanout_clients.py`); each server in its own.
 """
 
@@ -110,8 +111,8 @@ def run_floor(count: int, rounds: int) -> dict[str, Any]:
     return _summary(samples)
 
 
-def run_mock(count: int, rounds: int, patch: bool) -> dict[str, Any]:
-    args = ["--negotiators", str(count)] + (["--patch", "fanout"] if patch else [])
+def run_mock(count: int, rounds: int, patches: tuple[str, ...] = ()) -> dict[str, Any]:
+    args = ["--negotiators", str(count)] + [a for p in patches for a in ("--patch", p)]
     backend = Backend.start(*args)
     clients = Clients(backend.ws_url, count, mint=backend.base_url)
     targets = [bench_negotiator(i + 1) for i in range(count)]
@@ -161,11 +162,15 @@ def main() -> int:
         row: dict[str, Any] = {}
         row["floor"] = run_floor(count, rounds)
         print(f"N={count:5d} floor      last: {fmt(row['floor']['last'])}")
-        row["mock"] = run_mock(count, rounds, patch=False)
+        row["mock"] = run_mock(count, rounds)
         print(f"N={count:5d} mock       last: {fmt(row['mock']['last'])}")
         if not args.no_patch:
-            row["mock+patch"] = run_mock(count, rounds, patch=True)
+            row["mock+patch"] = run_mock(count, rounds, ("fanout",))
             print(f"N={count:5d} mock+patch last: {fmt(row['mock+patch']['last'])}")
+            row["mock+patch+nodeflate"] = run_mock(count, rounds, ("fanout", "nodeflate"))
+            print(f"N={count:5d} + nodeflate last: {fmt(row['mock+patch+nodeflate']['last'])}")
+            row["ratio_p50_nodeflate"] = (row["mock+patch+nodeflate"]["last"]["p50"]
+                                          / row["floor"]["last"]["p50"])
         row["ratio_p50"] = row["mock"]["last"]["p50"] / row["floor"]["last"]["p50"]
         if "mock+patch" in row:
             row["ratio_p50_patched"] = (row["mock+patch"]["last"]["p50"]
