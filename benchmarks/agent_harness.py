@@ -16,6 +16,9 @@ structured event goes to stdout as one JSON line with `t`, the epoch seconds of 
   agent_started)
   with milliseconds since the harness module began to run;
 - `harness.on_event`: GUI-thread milliseconds `PopStack.on_event` took for each delivery;
+- `harness.timers`: answered to `timers` (and `timers-reset`, which clears them): how many
+  asyncio timers each call site scheduled (`call_at`, as `sleep` and `wait_for` use);
+- `harness.threads`: answered to `threads`: Python thread names by native thread id;
 - `harness.rss`: answered to `rss` on stdin (after a full garbage collection), with the
   number of live QWidgets, top-level widgets, Python objects, cards and live calls, and the RSS
   after `malloc_trim(0)` (`rssTrimmedKb`).
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +106,28 @@ def rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+TIMERS: Counter[str] = Counter()
+
+
+def count_asyncio_timers() -> None:
+    """Count every asyncio timer (`loop.call_at`, under `sleep`, `wait_for`, `call_later`) by
+    the first caller outside asyncio, so idle wake-ups can be told apart timer by timer."""
+    import asyncio.base_events as base_events
+
+    original = base_events.BaseEventLoop.call_at
+
+    def call_at(self: Any, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        frame = sys._getframe(1)
+        while frame is not None and f"{os.sep}asyncio{os.sep}" in frame.f_code.co_filename:
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None:
+            code = frame.f_code
+            TIMERS[f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})"] += 1
+        return original(self, when, callback, *args, context=context)
+
+    base_events.BaseEventLoop.call_at = call_at  # type: ignore[method-assign]
 
 
 def patch_popcard() -> None:
@@ -203,6 +228,7 @@ def main() -> int:
     parser.add_argument("--patch", choices=["popcard", "spare", "backoff"], action="append",
                         default=[])
     args = parser.parse_args()
+    count_asyncio_timers()
 
     from PySide6.QtCore import QObject, QTimer, Signal
     from PySide6.QtWidgets import QApplication
@@ -231,6 +257,14 @@ def main() -> int:
                  widgets=len(QApplication.allWidgets()),
                  topLevel=len(QApplication.topLevelWidgets()), pyObjects=len(gc.get_objects()),
                  cards=len(cards), liveCalls=len(live), someCards=cards[:5], someLive=live[:5])
+        elif cmd == "timers-reset":
+            TIMERS.clear()
+            emit("harness.timers", counts={})
+        elif cmd == "timers":
+            emit("harness.timers", counts=dict(TIMERS))
+        elif cmd == "threads":
+            emit("harness.threads",
+                 names={str(t.native_id): t.name for t in threading.enumerate()})
         elif cmd == "quit":
             app.quit()
 
