@@ -2,7 +2,7 @@
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
                                        [--count-history] [--as-shipped]
-                                       [--patch popcard|spare|backoff]
+                                       [--patch popcard|spare|backoff|ticks]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
@@ -194,6 +194,15 @@ def patch_spare_card() -> None:
     PopStack._open_card = open_card  # type: ignore[method-assign]
 
 
+def patch_ticks() -> None:
+    """Proposed: the stream's sleep and route watchers tick every 5 s instead of 1 s and 2 s
+    (the sleep check's threshold is 5 s anyway). Applied to this process only."""
+    from tapi_agent.net import stream
+
+    stream._SLEEP_TICK_S = 5.0  # type: ignore[attr-defined]
+    stream._ROUTE_TICK_S = 5.0  # type: ignore[attr-defined]
+
+
 def patch_backoff() -> None:
     """The proposed reconnect timing: backoff steps from 0.25 s instead of 1 s (0, ~0.25, ~0.5,
     ~1, ... capped as before), so a backend that restarts in 0.2 s is back in use sooner."""
@@ -225,8 +234,8 @@ def main() -> int:
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another setting, as on the command line layer")
-    parser.add_argument("--patch", choices=["popcard", "spare", "backoff"], action="append",
-                        default=[])
+    parser.add_argument("--patch", choices=["popcard", "spare", "backoff", "ticks"],
+                        action="append", default=[])
     args = parser.parse_args()
     count_asyncio_timers()
 
@@ -322,6 +331,8 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
         patch_backoff()
     if "spare" in args.patch:
         patch_spare_card()
+    if "ticks" in args.patch:
+        patch_ticks()
     import httpx
 
     from tapi_agent.app import Agent

@@ -48,6 +48,7 @@ SETTLE_S = 5.0
 # pygments: httpx imports its command-line tool only when they are installed).
 KINDS = {"bare": ("bare_tray.py", ()), "agent": ("agent_harness.py", ("--as-shipped",)),
          "agent-tray-first": ("agent_harness.py", ("--as-shipped", "--tray-first"))}
+IDLE_ONLY = {"agent-ticks5": ("agent_harness.py", ("--as-shipped", "--patch", "ticks"))}
 
 
 async def command(proc: AgentProc, cmd: str, answer: str) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def thread_label(name: str, python_names: dict[str, str]) -> str:
 
 async def launch(kind: str, server: str, env: dict[str, str]) -> tuple[AgentProc, float]:
     t0 = time.time()
-    script, extra = KINDS[kind]
+    script, extra = {**KINDS, **IDLE_ONLY}[kind]
     proc = await AgentProc.start(server, "--tray", *extra, env=env, script=script)
     ev = await proc.wait_for("harness.tray_visible", timeout=60)
     return proc, (ev["t"] - t0) * 1000
@@ -111,7 +112,9 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
             "agent", backend.base_url, {**env, "MALLOC_ARENA_MAX": "2"})
-        for kind in ("agent", "agent-arena2"):
+        # Idle only: the proposed 5 s tick for the stream's sleep and route watchers.
+        procs["agent-ticks5"], _ = await launch("agent-ticks5", backend.base_url, env)
+        for kind in ("agent", "agent-arena2", "agent-ticks5"):
             await procs[kind].wait_for("connection.state", timeout=60, state="connected")
         await asyncio.sleep(SETTLE_S)  # let start-up work (names, missed-call poll) finish
         pids = {k: p.pid for k, p in procs.items()}
@@ -128,7 +131,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         timers = (await command(procs["agent"], "timers", "harness.timers"))["counts"]
         # Python threads all show as "python" in /proc: ask the agents for their names.
         names: dict[str, dict[str, str]] = {}
-        for k in ("agent", "agent-arena2"):
+        for k in ("agent", "agent-arena2", "agent-ticks5"):
             names[k] = (await command(procs[k], "threads", "harness.threads"))["names"]
         idle: dict[str, Any] = {}
         for k in pids:
@@ -183,7 +186,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2 start-ups, 10 s idle")
     args = parser.parse_args()
     out = asyncio.run(run(2 if args.quick else 5, 10.0 if args.quick else 60.0))
-    for k in ("bare", "agent", "agent-arena2"):
+    for k in ("bare", "agent", "agent-arena2", "agent-ticks5"):
         i = out["idle"][k]
         if k in out["startupMs"]:
             print(f"{k:5s} start-up to tray visible: {fmt(out['startupMs'][k])}")

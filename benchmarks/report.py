@@ -152,6 +152,10 @@ def footprint(r: dict[str, Any]) -> str:
         [f"idle CPU over {r['idleSeconds']:.0f} s", f"{idle['bare']['cpuPercent']:.3f} %",
          f"{idle['agent']['cpuPercent']:.3f} %", "", "< 0.5 %",
          yes(r["targets"]["idle CPU under 0.5 %"])],
+        ["… agent with the watchers on a 5 s tick (proposed)", "",
+         f"{idle['agent-ticks5']['cpuPercent']:.3f} %, wakes "
+         f"{idle['agent-ticks5']['maxThreadWakeupsPerS']:.2f}/s" if "agent-ticks5" in idle
+         else "–", "", "< 0.5 %", ""],
         ["fastest timer (asyncio, by call site)", "–",
          f"{r.get('maxTimerPerS', 0):.2f}/s", "", "≤ 1/s",
          yes(r["targets"]["no timer firing more than once a second"])],
