@@ -308,6 +308,7 @@ class Agent:
         self.pops.lookup_requested.connect(self._lookup_contacts)
         self._status: Any = None
         self._identity: Any = None
+        self._poller: Any = None
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -359,7 +360,9 @@ class Agent:
             proxy=self.settings["network.proxy"],
         )
         self.worker.submit(self.stream.run())
-        self.worker.submit(self._poll_missed())
+        if self._poller is not None:
+            self._poller.cancel()  # a new sign-in replaces the old session's poller
+        self._poller = self.worker.submit(self._poll_missed())
 
     def _status_in_loop(self, status: Any) -> None:
         """Runs in the worker: a connect is the moment to refresh names and missed calls."""
@@ -621,10 +624,15 @@ class Agent:
             return
 
         async def out() -> None:
+            from tapi_agent.core.connection import ConnectionStatus, ConnState
+
+            if self._poller is not None:
+                self._poller.cancel()
             if self.stream is not None:
                 await self.stream.stop()
             await self.session.sign_out()
             self.bridge.identity.emit(None)
+            self.bridge.status.emit(ConnectionStatus(ConnState.SIGNED_OUT, 0, None, "Signed out"))
 
         self.worker.submit(out())
 
