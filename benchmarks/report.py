@@ -109,10 +109,12 @@ def fanout(r: dict[str, Any]) -> str:
             else:
                 cells += ["–", "–"]
         cells.append(ms(row["mock"]["post202"]["p50"]))
+        fa, ma = row["floor"]["acceptedToLast"]["p50"], row["mock"]["acceptedToLast"]["p50"]
+        cells.append(f"{ms(fa)} / {ms(ma)} ({ma / fa:.2f}x)")
         rows.append(cells)
     return table(["clients", "floor p50", "floor p95", "mock p50", "mock p95", "mock/floor",
                   "+ deliver change p50", "/floor", "+ no deflate p50", "/floor",
-                  "POST → 202 p50"], rows) + (
+                  "POST → 202 p50", "accepted → last p50, floor / mock"], rows) + (
         f"\n\nTime from the provider's request to the moment the last client has the frame, "
         f"{r['rounds']} rounds per size after one warm-up round. Target: within 2x of the floor.")
 
