@@ -2,7 +2,7 @@
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
                                        [--count-history] [--as-shipped]
-                                       [--patch popcard|spare|backoff|ticks]
+                                       [--patch popcard|spare|ticks]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
@@ -127,7 +127,7 @@ def count_asyncio_timers() -> None:
             TIMERS[f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})"] += 1
         return original(self, when, callback, *args, context=context)
 
-    base_events.BaseEventLoop.call_at = call_at  # type: ignore[method-assign]
+    base_events.BaseEventLoop.call_at = call_at  # type: ignore[method-assign,assignment]
 
 
 def patch_popcard() -> None:
@@ -203,19 +203,6 @@ def patch_ticks() -> None:
     stream._ROUTE_TICK_S = 5.0  # type: ignore[attr-defined]
 
 
-def patch_backoff() -> None:
-    """The proposed reconnect timing: backoff steps from 0.25 s instead of 1 s (0, ~0.25, ~0.5,
-    ~1, ... capped as before), so a backend that restarts in 0.2 s is back in use sooner."""
-    from tapi_agent.core import backoff
-
-    original = backoff.Backoff.__init__
-
-    def init(self: backoff.Backoff, base_s: float = 0.25, *args: Any, **kwargs: Any) -> None:
-        original(self, base_s, *args, **kwargs)
-
-    backoff.Backoff.__init__ = init  # type: ignore[method-assign]
-
-
 def since_start() -> float:
     return (time.time() - T_START) * 1000
 
@@ -234,7 +221,7 @@ def main() -> int:
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another setting, as on the command line layer")
-    parser.add_argument("--patch", choices=["popcard", "spare", "backoff", "ticks"],
+    parser.add_argument("--patch", choices=["popcard", "spare", "ticks"],
                         action="append", default=[])
     args = parser.parse_args()
     count_asyncio_timers()
@@ -327,8 +314,6 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     """Import, build and start the Agent (with the harness's measuring hooks)."""
     if "popcard" in args.patch:
         patch_popcard()
-    if "backoff" in args.patch:
-        patch_backoff()
     if "spare" in args.patch:
         patch_spare_card()
     if "ticks" in args.patch:

@@ -172,7 +172,7 @@ def patch_nodeflate() -> None:
 
     import uvicorn
 
-    uvicorn.Config = functools.partial(  # type: ignore[misc]
+    uvicorn.Config = functools.partial(  # type: ignore[misc,assignment]
         uvicorn.Config, ws_per_message_deflate=False)
 
 

@@ -297,12 +297,12 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
                          yes(row["ratio_p50"] <= 2.0), after])
     tp = results.get("throughput")
     if tp:
-        best = (tp.get("proposed") or {}).get("nodelay+sender")
+        fastest = (tp.get("proposed") or {}).get("nodelay+sender")
         rows.append(["Backend throughput, one negotiator, sustained", "–",
                      f"{tp['acceptedPerS']:.0f}/s accepted, {tp['deliveredPerS']:.0f}/s "
                      "delivered", "(measure)", "",
-                     f"{best['acceptedPerS']:.0f}/s, {best['deliveredPerS']:.0f}/s" if best
-                     else ""])
+                     f"{fastest['acceptedPerS']:.0f}/s, {fastest['deliveredPerS']:.0f}/s"
+                     if fastest else ""])
     fp = results.get("footprint")
     if fp:
         idle, t = fp["idle"], fp["targets"]
