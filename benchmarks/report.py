@@ -374,15 +374,14 @@ def plot(r: dict[str, Any], path: Path) -> None:
               ("agent: pop.shown (first paint)", [s["popMs"] for s in rows], "#C42B1C")]
     if r.get("patched"):
         prow = [s for s in r["patched"]["samples"] if not s["warmup"]]
-        series.append(("agent: pop.shown, proposed change", [s["popMs"] for s in prow],
+        series.append(("agent: pop.shown, proposed changes", [s["popMs"] for s in prow],
                        "#107C10"))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6))
     for label, values, colour in series:
         data = sorted(values)
         ys = [(i + 1) / len(data) for i in range(len(data))]
         ax1.step(data, ys, where="post", label=label, color=colour)
-        ax2.hist(values, bins=40, range=(0, max(40.0, 0.0)), histtype="step", color=colour,
-                 label=label)
+        ax2.hist(values, bins=60, range=(0.0, 30.0), histtype="step", color=colour, label=label)
     ax1.axvline(30, color="#000000", linestyle=":", linewidth=1)
     ax1.text(29, 0.5, "p99 target 30 ms", fontsize=8, rotation=90, ha="right")
     ax1.set_xscale("log")
@@ -390,12 +389,13 @@ def plot(r: dict[str, Any], path: Path) -> None:
     ax1.set_ylabel("fraction of calls")
     ax1.set_title(f"End-to-end latency, {r['calls']} calls (cumulative)")
     ax1.grid(True, which="both", alpha=0.3)
-    ax1.legend(fontsize=8, loc="upper left")
-    ax2.set_xlabel("milliseconds (0–40)")
+    handles, labels = ax1.get_legend_handles_labels()
+    ax2.set_xlabel("milliseconds (0–30, 0.5 ms bins)")
     ax2.set_ylabel("calls")
     ax2.set_title("Distribution")
     ax2.grid(True, alpha=0.3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
