@@ -187,20 +187,45 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
         log.info("another TAPI Agent is running for this user; it was asked to show itself")
         return 0
 
+    # The tray icon first, so the user sees the agent at once; everything else (pydantic
+    # models, httpx, websockets, the pops) is imported and built on the event loop's first turn.
+    tray = _early_tray()
     demo = args.command == "demo"
-    agent = Agent(settings, paths, demo=demo,
-                  demo_negotiator=getattr(args, "negotiator", "JAS"),
-                  demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
-    instance.activated.connect(agent.show_status)
-    install_crash_handler(
-        lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
-    )  # the handler may run in the worker thread: cross by signal
-    agent.start()
-    qt.aboutToQuit.connect(agent.shutdown)
+    holder: list[Agent] = []
+
+    def build() -> None:
+        agent = Agent(settings, paths, demo=demo, tray=tray,
+                      demo_negotiator=getattr(args, "negotiator", "JAS"),
+                      demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
+        holder.append(agent)
+        instance.activated.connect(agent.show_status)
+        install_crash_handler(
+            lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
+        )  # the handler may run in the worker thread: cross by signal
+        qt.aboutToQuit.connect(agent.shutdown)
+        agent.start()
+
+    from PySide6.QtCore import QTimer
+
+    QTimer.singleShot(0, build)
     code: int = qt.exec()
-    agent.shutdown()
+    for agent in holder:
+        agent.shutdown()
     instance.release()
     return code
+
+
+def _early_tray() -> Any:
+    """The tray icon, shown as "connecting" before the rest of the agent is built; None when
+    this desktop has no tray (the agent then shows its status window)."""
+    from tapi_agent.core.connection import ConnectionStatus, ConnState
+    from tapi_agent.ui.tray import Tray
+
+    tray = Tray()
+    if not tray.available:
+        return None
+    tray.set_status(ConnectionStatus(ConnState.CONNECTING, 0, None, "Starting"), None)
+    return tray
 
 
 # ---------------------------------------------------------------------------- the agent
@@ -241,6 +266,7 @@ class Agent:
         tokens: Any = None,
         negotiator_id: str | None = None,
         with_tray: bool = True,
+        tray: Any = None,
     ) -> None:
         from tapi_agent.core.calls import CallEvent, CallSettings
         from tapi_agent.core.missed import MissedCalls
@@ -256,6 +282,7 @@ class Agent:
         self._tokens = tokens
         self._me = negotiator_id or (demo_negotiator if demo else "")
         self._with_tray = with_tray
+        self._early_tray = tray
         self._stopped = False
         self._CallEvent = CallEvent
         self.worker = AsyncWorker()
@@ -535,7 +562,7 @@ class Agent:
         from tapi_agent.ui.tray import Tray
 
         tray: Tray | StatusWindow
-        icon = Tray()
+        icon = self._early_tray or Tray()
         if icon.available:
             self.pops.set_tray_geometry(icon.icon.geometry())
             tray = icon
