@@ -146,6 +146,7 @@ class PopCard(QWidget):
         self._open_url: UrlOpener = url_opener or QDesktopServices.openUrl
         self._contacts: list[Contact] = []
         self._painted = False
+        self._style_text: str | None = None
         self.shown_latency_ms: int | None = None
 
         # A notification: on top, no taskbar button, no frame, and never the active window.
@@ -387,8 +388,7 @@ class PopCard(QWidget):
         colour = STATE_COLOURS.get(self._view.state, STATE_COLOURS["ringing"])
         ended = self._view.state == "ended"
         text = _MUTED if ended else _TEXT
-        self.setStyleSheet(
-            f"""
+        sheet = f"""
             QLabel {{ color: {text}; background: transparent; }}
             QLabel#status {{ color: {colour if not ended else _MUTED}; }}
             QLabel#detail, QLabel#line, QLabel#timer {{ color: {_MUTED}; }}
@@ -402,7 +402,10 @@ class PopCard(QWidget):
                                        color: {_MUTED}; }}
             QPushButton#closeButton:hover {{ background: #E4E4E4; }}
             """
-        )
+        if sheet == self._style_text:
+            return  # the same sheet again would make Qt re-polish every child for nothing
+        self._style_text = sheet
+        self.setStyleSheet(sheet)
 
     # -- Qt events -------------------------------------------------------------------------------
 

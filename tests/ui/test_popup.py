@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QPoint, Qt, QUrl
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QLabel, QPushButton
+from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from tapi_agent.core.calls import CallView
@@ -133,6 +133,26 @@ def test_caller_line_and_hunt_group_badge(qtbot: QtBot) -> None:
 )
 def test_number_formatting_for_the_region(raw: str, shown: str) -> None:
     assert format_number(raw, "GB") == shown
+
+
+def test_a_render_in_the_same_state_does_not_reset_the_style_sheet(
+    qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sheets: list[str] = []
+
+    def set_style_sheet(widget: QWidget, text: str) -> None:
+        sheets.append(text)
+        QWidget.setStyleSheet(widget, text)
+
+    monkeypatch.setattr(PopCard, "setStyleSheet", set_style_sheet)
+    card = make(qtbot)
+    assert len(sheets) == 1
+    card.set_contacts([JANE])
+    card.refresh_timer()
+    card.update_call(view())
+    assert len(sheets) == 1  # re-rendering a ringing card keeps its sheet
+    card.update_call(view(state="ended", ended_at=T0 + 4))
+    assert len(sheets) == 2 and card.styleSheet() == sheets[-1] != sheets[0]
 
 
 def test_line_names_match_however_the_number_is_written() -> None:
