@@ -5,6 +5,7 @@ Every string that comes from a payload is untrusted and shown as plain text.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -65,6 +66,9 @@ def is_withheld(number: str) -> bool:
     return number.strip().casefold() in _WITHHELD_WORDS
 
 
+# Cached: a card formats the caller and the line on every render, and parsing a number costs
+# about as much as the rest of the render (see BENCHMARKS.md, latency).
+@functools.lru_cache(maxsize=512)
 def format_number(number: str, region: str = "GB") -> str:
     """A caller id for people: national format for the region's numbers, international for the
     rest, "Withheld" for none; anything that is not a phone number comes back unchanged."""
@@ -85,6 +89,7 @@ def format_number(number: str, region: str = "GB") -> str:
     return phonenumbers.format_number(parsed, fmt)
 
 
+@functools.lru_cache(maxsize=512)
 def _number_key(number: str, region: str) -> str:
     try:
         parsed = phonenumbers.parse(number, region)

@@ -135,6 +135,14 @@ def test_number_formatting_for_the_region(raw: str, shown: str) -> None:
     assert format_number(raw, "GB") == shown
 
 
+def test_the_same_number_is_formatted_from_the_cache_for_other_regions_too() -> None:
+    # The cache is keyed by region as well: one region's answer never leaks into another's.
+    assert format_number("+33142685300", "GB") == "+33 1 42 68 53 00"
+    assert format_number("+33142685300", "FR") == "01 42 68 53 00"
+    assert format_number("+33142685300", "GB") == "+33 1 42 68 53 00"
+    assert format_number.cache_info().hits >= 1
+
+
 def test_a_render_in_the_same_state_does_not_reset_the_style_sheet(
     qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
