@@ -117,6 +117,9 @@ class MockServer:
             config = uvicorn.Config(
                 self.app, log_level="warning", access_log=False, lifespan="off",
                 ws_ping_interval=None, ws_ping_timeout=None, timeout_graceful_shutdown=2,
+                # Frames are small JSON: deflate saves little and costs a compression per
+                # socket per frame, which dominates a fan-out to many negotiators.
+                ws_per_message_deflate=False,
             )
             server = uvicorn.Server(config)
             started = threading.Event()

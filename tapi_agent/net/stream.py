@@ -399,6 +399,8 @@ class StreamClient:
             max_size=HARD_FRAME_LIMIT,
             # The backend's heartbeat and our watchdog detect dead links; no second mechanism.
             ping_interval=None,
+            # Frames are small JSON: permessage-deflate gains nothing and costs CPU per frame.
+            compression=None,
             open_timeout=10.0,
             close_timeout=2.0,
             logger=_WIRE_LOG,
