@@ -33,6 +33,7 @@ _log = logging.getLogger("tapi_agent.mock.hub")
 PERSISTENT_FAULTS = ("delay", "duplicate", "reorder", "reject")
 ONE_SHOT_FAULTS = ("drop", "close", "silence")
 REORDER_FLUSH_S = 0.1  # how long a partial reorder window waits for more events
+_MAX_BATCH = 256  # frames a sender takes from its queue at once
 
 
 def utc_iso(t: datetime) -> str:
@@ -124,13 +125,21 @@ class Connection:
             await self.websocket.send_text(text)
 
     async def _next_batch(self, heartbeat_s: float) -> list[_QueueItem] | None:
-        try:
-            first = await asyncio.wait_for(self.queue.get(), heartbeat_s)
-        except TimeoutError:
-            return None
+        # Only an empty queue waits (one task and one timer per wait): under load a frame per
+        # wait let the sender fall behind the POST handlers feeding it.
+        if self.queue.empty():
+            try:
+                first = await asyncio.wait_for(self.queue.get(), heartbeat_s)
+            except TimeoutError:
+                return None
+        else:
+            first = self.queue.get_nowait()
         batch = [first]
         window = self.hub.reorder_window(self.negotiator_id)
-        if window > 1:
+        if window <= 1:
+            while not self.queue.empty() and len(batch) < _MAX_BATCH:
+                batch.append(self.queue.get_nowait())
+        else:
             deadline = asyncio.get_running_loop().time() + REORDER_FLUSH_S
             while len(batch) < window:
                 remaining = deadline - asyncio.get_running_loop().time()
