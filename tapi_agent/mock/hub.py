@@ -251,6 +251,11 @@ class Hub:
         self.epoch = ""
         self.channels: dict[str, Channel] = {}
         self.connections: dict[str, Connection] = {}
+        # The same connections by negotiator, so a delivery visits only its recipient's sockets.
+        self._by_negotiator: dict[str, dict[str, Connection]] = {}
+        # (notification id, text before seq, text after seq) of the last frame serialised: a
+        # hunt group's recipients differ only in `seq`, so one dump serves them all.
+        self._frame_parts: tuple[str, str, str] | None = None
         self.faults: list[Fault] = []
         self.new_epoch()
 
@@ -317,11 +322,19 @@ class Hub:
     # -- connections ----------------------------------------------------------------------------
 
     def add(self, conn: Connection) -> None:
+        """Register an accepted connection and start its sender."""
         self.connections[conn.id] = conn
+        self._by_negotiator.setdefault(conn.negotiator_id, {})[conn.id] = conn
         conn.start()
 
     def remove(self, conn: Connection) -> None:
+        """Forget a connection that has gone."""
         self.connections.pop(conn.id, None)
+        mine = self._by_negotiator.get(conn.negotiator_id)
+        if mine is not None:
+            mine.pop(conn.id, None)
+            if not mine:
+                del self._by_negotiator[conn.negotiator_id]
 
     async def close_all(self, code: int, reason: str = "") -> None:
         """Close every live connection with `code` (1001 on stop, 1012 on restart)."""
@@ -352,14 +365,28 @@ class Hub:
         ch = self.channel(negotiator_id)
         seq = ch.next_seq
         ch.next_seq += 1
-        frame = NotificationFrame(seq=seq, sentAt=sent_at, notification=envelope)
-        delivery = Delivery(seq, notification_id, dump_frame(frame), envelope, time.monotonic())
+        text = self._frame_text(envelope, notification_id, seq, sent_at)
+        delivery = Delivery(seq, notification_id, text, envelope, time.monotonic())
         ch.retained[seq] = delivery
         self._prune(ch)
-        for conn in self.connections.values():
-            if conn.negotiator_id == negotiator_id and envelope.for_product(conn.product):
+        for conn in list(self._by_negotiator.get(negotiator_id, {}).values()):
+            if envelope.for_product(conn.product):
                 conn.push(delivery.text, delivery)
         return delivery
+
+    def _frame_text(
+        self, envelope: Envelope, notification_id: str, seq: int, sent_at: datetime
+    ) -> str:
+        parts = self._frame_parts
+        if parts is None or parts[0] != notification_id:
+            text = dump_frame(NotificationFrame(seq=seq, sentAt=sent_at, notification=envelope))
+            head = f'{{"type":"notification","seq":{seq},'
+            if not text.startswith(head):  # another field order: dump each frame whole
+                self._frame_parts = None
+                return text
+            self._frame_parts = (notification_id, head[: -len(f"{seq},")], text[len(head) - 1:])
+            return text
+        return f"{parts[1]}{seq}{parts[2]}"
 
     def ack(self, negotiator_id: str, seq: int) -> bool:
         """Forget an acknowledged event; False when it was not retained."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from starlette.websockets import WebSocket
 
 from tapi_agent.mock.hub import Connection, Hub
+from tapi_agent.protocol import Envelope, NotificationFrame, dump_frame, validate_envelope
 
 
 def _hub() -> Hub:
@@ -37,3 +39,61 @@ def test_sender_with_nothing_queued_waits_for_the_heartbeat() -> None:
         return await _conn(_hub())._next_batch(0.01)
 
     assert asyncio.run(scenario()) is None
+
+
+def _envelope(to: list[str], call_id: str = "call-1", products: list[str] | None = None
+              ) -> Envelope:
+    return validate_envelope({
+        "type": "telephony", "subType": "incomingCall", "products": products or ["AgencyCloud"],
+        "targets": {"negotiatorId": to},
+        "payload": {"id": call_id, "created": "2023-11-01T10:28:00", "callerId": "07123 456789",
+                    "destinationId": "01865 000100", "huntGroup": True},
+    })
+
+
+def _queued(conn: Connection) -> list[str]:
+    texts = []
+    while not conn.queue.empty():
+        texts.append(conn.queue.get_nowait()[0])
+    return texts
+
+
+def test_hunt_group_frames_differ_only_in_each_negotiators_seq() -> None:
+    hub = _hub()
+    sent_at = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    earlier = _envelope(["JAS"], call_id="earlier")
+    hub.deliver("JAS", earlier, "n-0", sent_at)  # JAS is one ahead in numbering
+    group = _envelope(["JAS", "RPT", "LKM"])
+    texts = {neg: hub.deliver(neg, group, "n-1", sent_at).text for neg in ("JAS", "RPT", "LKM")}
+    for neg, seq in (("JAS", 2), ("RPT", 1), ("LKM", 1)):
+        expected = dump_frame(NotificationFrame(seq=seq, sentAt=sent_at, notification=group))
+        assert texts[neg] == expected
+    # The next notification is serialised afresh, not from the previous one's text.
+    later = _envelope(["RPT"], call_id="later")
+    assert hub.deliver("RPT", later, "n-2", sent_at).text == dump_frame(
+        NotificationFrame(seq=2, sentAt=sent_at, notification=later))
+
+
+def test_delivery_reaches_only_the_recipients_live_connections_for_the_product() -> None:
+    async def scenario() -> dict[str, list[str]]:
+        hub = _hub()
+        conns = {
+            "jas-1": _conn(hub, "JAS"), "jas-2": _conn(hub, "JAS"), "rpt": _conn(hub, "RPT"),
+            "gone": _conn(hub, "JAS"),
+        }
+        other_product = Connection(hub, cast(WebSocket, object()), "JAS", "Marketplace", 0.0)
+        conns["other-product"] = other_product
+        for conn in conns.values():
+            hub.add(conn)
+        hub.remove(conns["gone"])
+        # No senders: the queues are read here instead.
+        senders = [conn._sender for conn in conns.values() if conn._sender is not None]
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        hub.deliver("JAS", _envelope(["JAS"]), "n-1", datetime.now(UTC))
+        return {name: _queued(conn) for name, conn in conns.items()}
+
+    queued = asyncio.run(scenario())
+    assert [len(queued[n]) for n in ("jas-1", "jas-2", "rpt", "gone", "other-product")] == [
+        1, 1, 0, 0, 0]
