@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -17,8 +18,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
+
+if TYPE_CHECKING:
+    # Types only, so that importing the tray does not load pydantic (see ui/tray.py).
+    from tapi_agent.core.missed import MissedCall
 
 COLUMNS = ("", "When", "Caller", "To")
 

@@ -10,17 +10,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QPoint, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
-from tapi_agent.core.calls import HistoryEntry
 from tapi_agent.core.connection import ConnectionStatus
-from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
 from tapi_agent.ui.missed_view import MissedCallsDialog
+
+if TYPE_CHECKING:
+    # Types only: at run time the tray must not wait for pydantic (core.missed imports the
+    # protocol models), so it can show before the rest of the agent loads.
+    from tapi_agent.core.calls import HistoryEntry
+    from tapi_agent.core.missed import MissedCall
 
 RECENT_LIMIT = 20
 MISSED_MENU_LIMIT = 10
