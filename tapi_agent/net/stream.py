@@ -59,8 +59,10 @@ HARD_FRAME_LIMIT = 8 * MAX_FRAME_BYTES
 
 _DEFAULT_HEARTBEAT_S = 15.0  # watchdog before `welcome` tells us the real heartbeat
 _SEND_TIMEOUT_S = 5.0
-_SLEEP_TICK_S = 1.0
-_ROUTE_TICK_S = 2.0
+# One watcher wakes on one tick for both the sleep and the route check: an idle agent should
+# not wake the CPU more often than that (the sleep check's threshold is 5 s anyway).
+_SLEEP_TICK_S = 5.0
+_ROUTE_TICK_S = 5.0
 _SLEEP_JUMP_S = 5.0  # wall clock vs monotonic drift that means the PC slept (or was frozen)
 _MIN_RENEW_S = 0.5
 _STOP_TIMEOUT_S = 2.0
@@ -175,6 +177,8 @@ class StreamClient:
         self._refreshed_after_401 = False
         self._sleep_tick_s = _SLEEP_TICK_S
         self._route_tick_s = _ROUTE_TICK_S
+        # The live link the watcher checks the route of: (local ip, peer ip, set when it moved).
+        self._route_probe: tuple[str, str, asyncio.Event] | None = None
         self._run_task: asyncio.Task[Any] | None = None
         self._recent_acks: deque[int] = deque(maxlen=_REACK_COUNT)
 
@@ -575,30 +579,47 @@ class StreamClient:
         """Replace the connection when the network changed under it (Wi-Fi to wired, VPN).
 
         The socket's local address is compared with the one the OS would pick now for the
-        same peer; a different one means the old path is gone, often without any error.
+        same peer; a different one means the old path is gone, often without any error. The
+        check runs on the one watcher's tick (`_watch_sleep`); this waits for its verdict.
         """
         local, remote = ws.local_address, ws.remote_address
         if not local or not remote:
             await asyncio.Event().wait()
-        while True:
-            await asyncio.sleep(self._route_tick_s)
-            now = route_source(remote[0])
-            if now is not None and now != local[0]:
-                log.info("network changed (local address moved): reconnecting")
-                raise _Dead("network changed")
+        probe = (str(local[0]), str(remote[0]), asyncio.Event())
+        self._route_probe = probe
+        try:
+            await probe[2].wait()
+        finally:
+            if self._route_probe is probe:
+                self._route_probe = None
+        log.info("network changed (local address moved): reconnecting")
+        raise _Dead("network changed")
+
+    def _check_route(self) -> None:
+        probe = self._route_probe
+        if probe is None or probe[2].is_set():
+            return
+        local, peer, moved = probe
+        now = route_source(peer)
+        if now is not None and now != local:
+            moved.set()
 
     async def _watch_sleep(self) -> None:
-        """Reconnect at once after the PC slept: the wall clock jumps against the monotonic."""
+        """The one watcher: on each tick, reconnect at once after the PC slept (the wall clock
+        jumps against the monotonic) or when the network moved under the live connection."""
         last_wall, last_mono = self._clock(), time.monotonic()
         while True:
-            await asyncio.sleep(self._sleep_tick_s)
+            tick = min(self._sleep_tick_s, self._route_tick_s)
+            await asyncio.sleep(tick)
             wall, mono = self._clock(), time.monotonic()
             drift = (wall - last_wall) - (mono - last_mono)
-            stalled = (mono - last_mono) - self._sleep_tick_s
+            stalled = (mono - last_mono) - tick
             last_wall, last_mono = wall, mono
             if abs(drift) > _SLEEP_JUMP_S or stalled > _SLEEP_JUMP_S:
                 log.info("clock jumped by %.1f s (sleep or resume?): reconnecting", drift)
                 self.reconnect_now("resumed from sleep")
+                continue  # the link is being replaced: its route no longer matters
+            self._check_route()
 
 
 _FORBIDDEN = (
