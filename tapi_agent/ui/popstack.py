@@ -88,6 +88,11 @@ class PopStack(QObject):
         self._dnd = False
         self._tray: Rect | None = None
         self._history_mark: tuple[int, str | None] = (0, None)
+        # One card built ahead (widgets, style, native window) while nothing rings, so a new
+        # call only fills it in: building a card is most of the time from event to paint.
+        self._spare: PopCard | None = None
+        self._spare_pending = False
+        self._quitting = False
 
         self._tick_timer = QTimer(self)
         self._tick_timer.setSingleShot(True)
@@ -120,6 +125,7 @@ class PopStack(QObject):
             app.screenAdded.connect(self._on_screens_changed)
             app.screenRemoved.connect(self._on_screens_changed)
             app.primaryScreenChanged.connect(self._on_screens_changed)
+        self._prepare_spare()
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -137,6 +143,11 @@ class PopStack(QObject):
     def more_label(self) -> QLabel:
         """The "+N more" line (hidden when every card fits)."""
         return self._more
+
+    @property
+    def spare_card(self) -> PopCard | None:
+        """The card built ahead for the next call (None until the event loop has had a turn)."""
+        return self._spare
 
     @property
     def tick_timer(self) -> QTimer:
@@ -182,6 +193,8 @@ class PopStack(QObject):
         self._names = dict(names)
         for card in self._cards.values():
             card.set_negotiator_names(self._names)
+        if self._spare is not None:
+            self._spare.set_negotiator_names(self._names)
         if self._cards:
             self._relayout()
 
@@ -238,13 +251,40 @@ class PopStack(QObject):
             self._history_mark = mark
             self.history_changed.emit()
 
-    def _open_card(self, view: CallView) -> None:
-        if view.key in self._cards:
-            return
-        card = PopCard(
+    def _new_card(self, view: CallView) -> PopCard:
+        return PopCard(
             view, region=self._region, line_names=self._line_names,
             negotiator_names=self._names, clock=self._clock, url_opener=self._url_opener,
         )
+
+    def _prepare_spare(self) -> None:
+        """Build the spare card on the next idle turn of the event loop (once, not periodic)."""
+        if self._spare is None and not self._spare_pending and not self._quitting:
+            self._spare_pending = True
+            QTimer.singleShot(0, self, self._build_spare)
+
+    def _build_spare(self) -> None:
+        self._spare_pending = False
+        if self._spare is not None or self._quitting:
+            return
+        placeholder = CallView(
+            key="", call_id=None, state="ringing", caller="", destination="",
+            hunt_group=False, answered_by=None, rang_at=self._clock(), answered_at=None,
+            ended_at=None, sent_at=None,
+        )
+        card = self._new_card(placeholder)
+        card.winId()  # the native window now, not while a call rings
+        self._spare = card
+
+    def _open_card(self, view: CallView) -> None:
+        if view.key in self._cards:
+            return
+        card = self._spare
+        self._spare = None
+        if card is None:
+            card = self._new_card(view)
+        else:
+            card.update_call(view)
         contacts = self._contacts.get(view.key)
         if contacts:
             card.set_contacts(contacts)
@@ -259,6 +299,7 @@ class PopStack(QObject):
         log_event("pop.closed", callId=card.view.log_id, reason=reason)
         card.hide()
         card.deleteLater()
+        self._prepare_spare()  # a call just ended: a quiet moment to build the next card
 
     def _maybe_open_record(self, key: str) -> None:
         """Open-record mode: the single matched record, once, on ring or on my answer."""
@@ -337,6 +378,10 @@ class PopStack(QObject):
             card = self._cards.pop(key)
             card.hide()
             card.deleteLater()
+        self._quitting = True  # no card is built ahead once the pops are closed for good
+        if self._spare is not None:
+            self._spare.deleteLater()
+            self._spare = None
         self._more.hide()
         self._tick_timer.stop()
         self._clock_timer.stop()

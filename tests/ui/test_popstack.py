@@ -144,6 +144,53 @@ def test_an_idle_stack_runs_no_timers(qtbot: QtBot, make_stack: MakeStack) -> No
     assert not stack.tick_timer.isActive() and not stack.clock_timer.isActive()
 
 
+def test_a_card_built_ahead_while_idle_is_the_next_calls_pop(
+    qtbot: QtBot, make_stack: MakeStack, log: pytest.LogCaptureFixture
+) -> None:
+    stack = make_stack()
+    stack.set_negotiator_names({"RPT": "Rachel Taylor"})
+    qtbot.waitUntil(lambda: stack.spare_card is not None)
+    spare = stack.spare_card
+    assert spare is not None and not spare.isVisible() and spare.testAttribute(
+        Qt.WidgetAttribute.WA_WState_Created)  # its native window exists already
+    assert not stack.pops  # built ahead, but not a pop
+    stack.on_event(ev("in", hunt=True, caller="+447123456789"))
+    card = stack.pops["c1"]
+    assert card is spare and stack.spare_card is None
+    qtbot.waitUntil(lambda: card.painted)
+    assert card.isVisible() and card.title_label.text() == "07123 456789"
+    assert card.badge_label.isVisible()
+    assert [e["callId"] for e in events(log, "pop.shown")] == ["c1"]
+    stack.on_event(ev("ans", by="RPT", hunt=True))
+    assert card.status_label.text() == "Answered by Rachel Taylor"
+    # The pop closes; the next card is built ahead on a later turn, once, with no timer left.
+    qtbot.waitUntil(lambda: "c1" not in stack.pops and stack.spare_card is not None,
+                    timeout=3000)
+    assert stack.spare_card is not card
+    assert not stack.tick_timer.isActive() and not stack.clock_timer.isActive()
+
+
+def test_a_second_call_while_the_first_rings_gets_a_card_of_its_own(
+    qtbot: QtBot, make_stack: MakeStack
+) -> None:
+    stack = make_stack(call_settings=CallSettings())
+    qtbot.waitUntil(lambda: stack.spare_card is not None)
+    stack.on_event(ev("in", "c1"))
+    stack.on_event(ev("in", "c2", caller="01865 000100"))
+    assert set(stack.pops) == {"c1", "c2"} and stack.pops["c1"] is not stack.pops["c2"]
+    assert stack.pops["c2"].title_label.text() == "01865 000100"
+
+
+def test_no_card_is_built_ahead_after_the_pops_closed_for_good(
+    qtbot: QtBot, make_stack: MakeStack
+) -> None:
+    stack = make_stack()
+    stack.close_all()
+    probe = make_stack()  # its own spare shows the event loop has turned since
+    qtbot.waitUntil(lambda: probe.spare_card is not None)
+    assert stack.spare_card is None
+
+
 def test_timer_label_counts_with_the_clock(qtbot: QtBot, make_stack: MakeStack) -> None:
     clock = FakeClock()
     stack = make_stack(clock=clock, call_settings=CallSettings())
