@@ -164,11 +164,29 @@ class MockServer:
             raise RuntimeError("mock backend is not running")
         return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
 
+    @staticmethod
+    async def _close_listeners(server: uvicorn.Server) -> None:
+        loop = asyncio.get_running_loop()
+        listeners = list(getattr(server, "servers", []))
+        for listener in listeners:
+            for sock in listener.sockets:
+                loop.remove_reader(sock.fileno())  # accept nothing more
+        # Connections accepted just now attach to their server on the next turn; closing the
+        # server before that leaves their sockets open with nobody reading them (Python 3.11:
+        # the client then hangs in its opening handshake).
+        await asyncio.sleep(0)
+        for listener in listeners:
+            listener.close()
+
     def _shutdown(self, close_code: int) -> None:
         with self._lock:
             server, thread = self._server, self._thread
             if server is None or thread is None:
                 return
+            # Stop listening first: a client that reconnects at once on the close code (the
+            # agent does on 1012) must be refused, not let in to hold up the graceful shutdown.
+            with contextlib.suppress(Exception):
+                self.call(self._close_listeners(server), timeout=5)
             with contextlib.suppress(Exception):
                 self.call(self.state.hub.close_all(close_code), timeout=5)
             server.should_exit = True
