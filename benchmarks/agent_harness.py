@@ -213,8 +213,11 @@ def main() -> int:
     parser.add_argument("--negotiator", default="JAS")
     parser.add_argument("--tray", action="store_true", help="build the tray (needs a display)")
     parser.add_argument("--tray-first", action="store_true",
-                        help="the start-up order proposed in BENCHMARKS.md: show the tray, "
-                             "then import and build the rest once the event loop runs")
+                        help="start as `tapi-agent` now does: show the tray, then import and "
+                             "build the rest on the event loop's first turn")
+    parser.add_argument("--build-after-dock", action="store_true",
+                        help="with --tray-first: build the rest only once the tray has docked "
+                             "the icon (on X11 docking needs event-loop turns)")
     parser.add_argument("--count-history", action="store_true")
     parser.add_argument("--as-shipped", action="store_true",
                         help="hide the modules the installer leaves out (click, rich, ...)")
@@ -284,20 +287,23 @@ def main() -> int:
         # Shown and given a place by the tray (geometry stays empty until it is docked).
         if icon is not None and icon.isVisible() and not icon.geometry().isEmpty():
             emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
-            if args.tray_first:
+            if args.tray_first and args.build_after_dock:
                 QTimer.singleShot(0, lambda: build(args, holder))
         else:
             QTimer.singleShot(5, tray_check)
 
     if args.tray_first:
-        import tapi_agent.ui.tray as tray_module
+        # What `run_gui` does since commit bd66865: the tray first, the rest on the event
+        # loop's first turn (`app._early_tray`, then `Agent(..., tray=tray)`).
+        import tapi_agent.app as app_module
 
-        early = tray_module.Tray()
-        early.show()
+        early = app_module._early_tray()
+        if early is None:
+            raise SystemExit("no system tray on this display")
         holder["early_tray"] = early
-        # Agent._build_tray() will adopt this tray instead of making a second one.
-        tray_module.Tray = lambda *a, **k: early  # type: ignore[assignment,misc]
         emit("harness.phase", phase="tray_shown", sinceStartMs=since_start())
+        if not args.build_after_dock:
+            QTimer.singleShot(0, lambda: build(args, holder))
     else:
         build(args, holder)
     if args.tray:
@@ -357,8 +363,11 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
              ms=(time.perf_counter() - t0) * 1000)
 
     PopStack.on_event = timed_on_event  # type: ignore[method-assign]
+    extra: dict[str, Any] = {}
+    if holder.get("early_tray") is not None:
+        extra["tray"] = holder["early_tray"]
     agent = Agent(settings, paths, tokens=CallableTokenSource(mint), negotiator_id=neg,
-                  with_tray=args.tray)
+                  with_tray=args.tray, **extra)
     holder["agent"] = agent
 
     if args.count_history:

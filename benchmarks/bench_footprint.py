@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/bench_footprint.py [--quick]
 
 Under a private Xvfb display with `trayer` as the system tray (Qt's xcb platform, a real
-XEmbed tray). The agent is `agent_harness.py --tray --as-shipped` (the real `Agent` with its
-tray, connected to the mock backend in its own process, default 15 s heartbeat, without the
-modules the installer excludes); the floor is `bare_tray.py`,
-a PySide6 app with one icon and one menu. Both say `harness.tray_visible` once their icon is
-shown *and docked* (its geometry is empty until the tray embeds it).
+XEmbed tray). The agent is `agent_harness.py --tray --tray-first --as-shipped` (the real
+`Agent` with its tray, started in `run_gui`'s order, connected to the mock backend in its own
+process, default 15 s heartbeat, without the modules the installer excludes); the floor is
+`bare_tray.py`, a PySide6 app with one icon and one menu. Both say `harness.tray_visible` once
+their icon is shown *and docked* (its geometry is empty until the tray embeds it).
 - start-up: process spawn to tray visible, several rounds, alternating which goes first;
 - idle: both run side by side; after a settle period, CPU seconds, RSS and per-thread context
   switches over the idle window (60 s). A thread's context switches per second bound how often
@@ -42,15 +42,15 @@ from common import (
 SETTLE_S = 5.0
 
 
-# kind -> (script, extra arguments); `agent-tray-first` is the start-up order proposed in
-# BENCHMARKS.md (tray shown first, the rest built once the event loop runs).
-# The agent runs `--as-shipped`: without the modules the installer leaves out (click, rich,
-# pygments: httpx imports its command-line tool only when they are installed).
-KINDS = {"bare": ("bare_tray.py", ()), "agent": ("agent_harness.py", ("--as-shipped",)),
-         "agent-tray-first": ("agent_harness.py", ("--as-shipped", "--tray-first"))}
-IDLE_ONLY = {"agent-ticks5": ("agent_harness.py", ("--as-shipped", "--patch", "ticks"))}
-
-
+# kind -> (script, extra arguments). The agent runs `--as-shipped`: without the modules the
+# installer leaves out (click, rich, pygments: httpx imports its command-line tool only when they
+# are installed). "agent" starts as `run_gui` does (tray first, the rest on the event loop's
+# first turn); "agent-after-dock" builds the rest only once the icon is docked (proposed).
+KINDS = {"bare": ("bare_tray.py", ()),
+         "agent": ("agent_harness.py", ("--as-shipped", "--tray-first")),
+         "agent-after-dock": ("agent_harness.py",
+                              ("--as-shipped", "--tray-first", "--build-after-dock"))}
+IDLE_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {}
 async def command(proc: AgentProc, cmd: str, answer: str) -> dict[str, Any]:
     """Send a harness command and wait for its answer event."""
     assert proc.proc.stdin is not None
@@ -65,9 +65,12 @@ def thread_label(name: str, python_names: dict[str, str]) -> str:
     return f"{python_names[tid]}/{tid}" if tid in python_names else name
 
 
+LAUNCH: dict[str, tuple[str, tuple[str, ...]]] = {**KINDS, **IDLE_ONLY}
+
+
 async def launch(kind: str, server: str, env: dict[str, str]) -> tuple[AgentProc, float]:
     t0 = time.time()
-    script, extra = {**KINDS, **IDLE_ONLY}[kind]
+    script, extra = LAUNCH[kind]
     proc = await AgentProc.start(server, "--tray", *extra, env=env, script=script)
     ev = await proc.wait_for("harness.tray_visible", timeout=60)
     return proc, (ev["t"] - t0) * 1000
@@ -81,16 +84,18 @@ def main_thread(idle: dict[str, Any]) -> str:
     return next((k for k in idle["wakeupsPerS"] if k.startswith("MainThread/")), "")
 
 
-async def run(rounds: int, idle_s: float) -> dict[str, Any]:
+async def run(rounds: int, idle_s: float, proposals: bool = True) -> dict[str, Any]:
     desktop = Desktop()
     backend = Backend.start()
     env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}")
-    startup: dict[str, list[float]] = {k: [] for k in KINDS}
-    connected_ms: dict[str, list[float]] = {"agent": [], "agent-tray-first": []}
-    phases: dict[str, dict[str, list[float]]] = {"agent": {}, "agent-tray-first": {}}
+    kinds = list(KINDS) if proposals else ["bare", "agent"]
+    startup: dict[str, list[float]] = {k: [] for k in kinds}
+    agents = [k for k in kinds if k != "bare"]
+    connected_ms: dict[str, list[float]] = {k: [] for k in agents}
+    phases: dict[str, dict[str, list[float]]] = {k: {} for k in agents}
     try:
         for r in range(rounds + 1):
-            order = list(KINDS) if r % 2 else list(reversed(KINDS))
+            order = list(kinds) if r % 2 else list(reversed(kinds))
             for kind in order:
                 t0 = time.time()
                 proc, ms = await launch(kind, backend.base_url, env)
@@ -112,9 +117,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
             "agent", backend.base_url, {**env, "MALLOC_ARENA_MAX": "2"})
-        # Idle only: the proposed 5 s tick for the stream's sleep and route watchers.
-        procs["agent-ticks5"], _ = await launch("agent-ticks5", backend.base_url, env)
-        for kind in ("agent", "agent-arena2", "agent-ticks5"):
+        for kind in [k for k in procs if k != "bare"]:
             await procs[kind].wait_for("connection.state", timeout=60, state="connected")
         await asyncio.sleep(SETTLE_S)  # let start-up work (names, missed-call poll) finish
         pids = {k: p.pid for k, p in procs.items()}
@@ -131,7 +134,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         timers = (await command(procs["agent"], "timers", "harness.timers"))["counts"]
         # Python threads all show as "python" in /proc: ask the agents for their names.
         names: dict[str, dict[str, str]] = {}
-        for k in ("agent", "agent-arena2", "agent-ticks5"):
+        for k in [k for k in procs if k != "bare"]:
             names[k] = (await command(procs[k], "threads", "harness.threads"))["names"]
         idle: dict[str, Any] = {}
         for k in pids:
@@ -166,7 +169,9 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
     }
     bare, ag = out["startupMs"]["bare"], out["startupMs"]["agent"]
     out["startupRatio"] = ag["p50"] / bare["p50"]
-    out["startupRatioTrayFirst"] = out["startupMs"]["agent-tray-first"]["p50"] / bare["p50"]
+    if "agent-after-dock" in out["startupMs"]:
+        out["startupRatioAfterDock"] = (out["startupMs"]["agent-after-dock"]["p50"]
+                                        / bare["p50"])
     out["rssRatio"] = idle["agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
     out["targets"] = {
         "start-up within 2x of bare": out["startupRatio"] <= 2.0,
@@ -184,9 +189,13 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 start-ups, 10 s idle")
+    parser.add_argument("--no-patch", action="store_true",
+                        help="only the bare app and the agent as it starts (no variants)")
     args = parser.parse_args()
-    out = asyncio.run(run(2 if args.quick else 5, 10.0 if args.quick else 60.0))
-    for k in ("bare", "agent", "agent-arena2", "agent-ticks5"):
+    out = asyncio.run(run(2 if args.quick else 5, 10.0 if args.quick else 60.0,
+                          proposals=not args.no_patch))
+    out["agentStartsTrayFirst"] = True
+    for k in out["idle"]:
         i = out["idle"][k]
         if k in out["startupMs"]:
             print(f"{k:5s} start-up to tray visible: {fmt(out['startupMs'][k])}")
@@ -194,14 +203,14 @@ def main() -> int:
               f"wake-ups {i['totalWakeupsPerS']:.2f}/s (busiest thread "
               f"{i['maxThreadWakeupsPerS']:.2f}/s)")
         print(f"      per thread: {i['wakeupsPerS']}")
-    print(f"agent-tray-first start-up to tray visible: {fmt(out['startupMs']['agent-tray-first'])}")
-    for kind in ("agent", "agent-tray-first"):
+    for kind, st in out["startupMs"].items():
+        print(f"{kind} start-up to tray visible: {fmt(st)}")
+    for kind in out["connectedMs"]:
         print(f"{kind} connected after spawn: {fmt(out['connectedMs'][kind])}")
         for phase, st in out["phasesMs"][kind].items():
             print(f"  {kind} phase {phase:14s} at p50 {st['p50']:.0f} ms after spawn")
     print(f"agent asyncio timers per second over the idle window: {out['agentTimersPerS']}")
-    print(f"ratios: start-up {out['startupRatio']:.2f}x "
-          f"(tray first: {out['startupRatioTrayFirst']:.2f}x), RSS {out['rssRatio']:.2f}x; "
+    print(f"ratios: start-up {out['startupRatio']:.2f}x, RSS {out['rssRatio']:.2f}x; "
           f"targets: {out['targets']}")
     write_result("footprint", out, quick=args.quick)
     return 0

@@ -74,12 +74,13 @@ def run(live: int, contacts_hit: bool, patched: bool, calls: int) -> dict[str, A
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50 calls per variant, not 300")
+    parser.add_argument("--no-patch", action="store_true", help="the product only")
     args = parser.parse_args()
     calls = 50 if args.quick else 300
     rows: list[dict[str, Any]] = []
     for live in (0, 3, 10):
         for hit in (False, True):
-            for patched in (False, True):
+            for patched in (False,) if args.no_patch else (False, True):
                 res = run(live, hit, patched, calls)
                 rows.append({"live": live, "contactCacheHit": hit, "patched": patched, **res})
                 print(f"live {live:2d}, contact cache hit {hit!s:5s}, "
