@@ -365,7 +365,8 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
                      yes(t["RSS growth under 5 MB after warm-up"]),
                      f"{arena['rssGrowthKb'] / 1024:+.1f} MiB (MALLOC_ARENA_MAX=2)" if arena
                      else ""])
-    return table(["", "floor", "ours", "target", "", "with the proposed changes"], rows)
+    return table(["", "floor", "ours (product now)", "target", "", "proposed, not made yet"],
+                 rows)
 
 
 def before_after(before: dict[str, dict[str, Any] | None],
