@@ -138,7 +138,7 @@ def throughput(r: dict[str, Any]) -> str:
                 ms(x["deliveryLatency"]["p50"]), ms(x["deliveryLatency"]["p99"]),
                 f"{x['backendCpuPercent']:.0f} %", str(x["lost"])]
 
-    rows = [row("backend as is", r)]
+    rows = [row("the backend now", r)]
     names = {"nodelay": "proposed: TCP_NODELAY on accepted sockets",
              "nodelay+sender": "proposed: TCP_NODELAY + sender drains its queue"}
     for label, x in (r.get("proposed") or {}).items():
