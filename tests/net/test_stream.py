@@ -23,6 +23,7 @@ from tapi_agent.core.connection import ConnectionStatus, ConnState
 from tapi_agent.mock.server import MockServer
 from tapi_agent.net.session import CallableTokenSource, SessionGone
 from tapi_agent.net.stream import Delivery, StreamClient
+from tests.helpers import capturing_events
 
 NEG = "JAS"
 FAST = Backoff(base_s=0.05, cap_s=0.2, jitter=0.1, stable_after_s=0.0)
@@ -46,16 +47,8 @@ class Events(logging.Handler):
 
 @pytest.fixture
 def events() -> Iterator[Events]:
-    handler = Events()
-    logger = logging.getLogger("tapi_agent.events")
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
+    with capturing_events(Events()) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
 
 
 class Tokens(CallableTokenSource):

@@ -30,6 +30,7 @@ from tapi_agent.net.stream import (
     stream_url,
 )
 from tapi_agent.protocol import MAX_FRAME_BYTES
+from tests.helpers import capturing_events
 
 
 class Rejections(logging.Handler):
@@ -46,16 +47,8 @@ class Rejections(logging.Handler):
 
 @pytest.fixture
 def rejections() -> Iterator[Rejections]:
-    handler = Rejections()
-    logger = logging.getLogger("tapi_agent.events")
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    logger.addHandler(handler)
-    try:
+    with capturing_events(Rejections()) as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old)
 
 
 async def _no_token() -> tuple[str, float]:
