@@ -229,12 +229,15 @@ def main() -> int:
     args = parser.parse_args()
     count_asyncio_timers()
 
+    from tapi_agent.ui.feature_scan import skip_feature_source_scan
+
+    skip_feature_source_scan()  # as `tapi_agent.app._qt_app` does
     from PySide6.QtCore import QObject, QTimer, Signal
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
     app.setQuitOnLastWindowClosed(False)
-    emit("harness.phase", phase="qapplication", sinceStartMs=since_start())
+    emit("harness.phase", phase="qapplication", sinceStartMs=since_start(), rssKb=rss_kb())
 
     class Control(QObject):
         """Commands read on a plain thread, handled on the GUI thread (queued signal)."""
@@ -301,7 +304,7 @@ def main() -> int:
         if early is None:
             raise SystemExit("no system tray on this display")
         holder["early_tray"] = early
-        emit("harness.phase", phase="tray_shown", sinceStartMs=since_start())
+        emit("harness.phase", phase="tray_shown", sinceStartMs=since_start(), rssKb=rss_kb())
         if not args.build_after_dock:
             QTimer.singleShot(0, lambda: build(args, holder))
     else:
@@ -333,7 +336,7 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     from tapi_agent.net.session import CallableTokenSource
     from tapi_agent.ui.popstack import PopStack
 
-    emit("harness.phase", phase="imported", sinceStartMs=since_start())
+    emit("harness.phase", phase="imported", sinceStartMs=since_start(), rssKb=rss_kb())
     tmp = Path(tempfile.mkdtemp(prefix="tapi-agent-bench-"))
     paths = Paths(machine_config=tmp / "machine.toml", user_config=tmp / "user.toml",
                   data_dir=tmp / "data", log_dir=tmp / "logs")
@@ -384,9 +387,9 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
         old = book._history
         book._history = CountingHistory(old, maxlen=old.maxlen)
 
-    emit("harness.phase", phase="agent_built", sinceStartMs=since_start())
+    emit("harness.phase", phase="agent_built", sinceStartMs=since_start(), rssKb=rss_kb())
     agent.start()
-    emit("harness.phase", phase="agent_started", sinceStartMs=since_start())
+    emit("harness.phase", phase="agent_started", sinceStartMs=since_start(), rssKb=rss_kb())
 
 
 if __name__ == "__main__":

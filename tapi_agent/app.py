@@ -160,6 +160,9 @@ class _RestoringTokens:
 
 
 def _qt_app() -> Any:
+    from tapi_agent.ui.feature_scan import skip_feature_source_scan
+
+    skip_feature_source_scan()  # before anything else is imported after Qt: see its docstring
     from PySide6.QtWidgets import QApplication
 
     existing = QApplication.instance()

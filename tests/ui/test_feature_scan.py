@@ -1,0 +1,68 @@
+"""PySide6's feature hook must not keep the source of every module imported after Qt.
+
+Each case runs in a fresh interpreter: the hook acts on modules imported *after* PySide6, and
+this test process imported everything long ago.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = r"""
+import json, linecache, sys
+sys.path.insert(0, sys.argv[1])
+import PySide6
+if sys.argv[2] == "fix":
+    from tapi_agent.ui.feature_scan import skip_feature_source_scan
+    assert skip_feature_source_scan()
+    assert skip_feature_source_scan()  # a second call is harmless
+import shibokensupport.feature as feature
+import probe_plain, probe_qt
+print(json.dumps({
+    "cached": sorted(n for n in linecache.cache if "probe_" in n),
+    "plain": feature.pyside_feature_dict.get("probe_plain"),
+    "qt": feature.pyside_feature_dict.get("probe_qt"),
+}))
+"""
+
+
+def _run(tmp_path: Path, mode: str) -> dict[str, object]:
+    (tmp_path / "probe_plain.py").write_text("VALUE = 1\n" * 2000)
+    (tmp_path / "probe_qt.py").write_text("from PySide6 import QtCore\nVALUE = 2\n")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(tmp_path), mode],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_without_the_fix_pyside_caches_every_module_source(tmp_path: Path) -> None:
+    """The control: what PySide6 does on its own (if this fails, PySide6 changed and the
+    workaround in tapi_agent/ui/feature_scan.py may be obsolete)."""
+    result = _run(tmp_path, "plain")
+    assert len(result["cached"]) == 2  # type: ignore[arg-type]
+    assert (result["plain"], result["qt"]) == (-1, 0)
+
+
+def test_with_the_fix_nothing_is_cached_and_the_answers_are_the_same(tmp_path: Path) -> None:
+    result = _run(tmp_path, "fix")
+    assert result["cached"] == []
+    assert (result["plain"], result["qt"]) == (-1, 0)
+
+
+def test_the_agent_installs_the_fix_when_it_creates_its_application() -> None:
+    code = (
+        "import linecache, os; os.environ['QT_QPA_PLATFORM'] = 'offscreen'\n"
+        "from tapi_agent.app import _qt_app\n"
+        "app = _qt_app()\n"
+        "import tapi_agent.net.stream, httpx\n"
+        "print(sorted(n for n in linecache.cache if 'httpx' in n or 'stream.py' in n))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    # (PySide6 reads two files of its own while it loads, before the fix can be installed.)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
