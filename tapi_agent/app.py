@@ -191,7 +191,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
         return 0
 
     # The tray icon first, so the user sees the agent at once; everything else (pydantic
-    # models, httpx, websockets, the pops) is imported and built on the event loop's first turn.
+    # models, httpx, websockets, the pops) is imported and built once the icon is docked.
     tray = _early_tray()
     demo = args.command == "demo"
     holder: list[Agent] = []
@@ -208,9 +208,12 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
         qt.aboutToQuit.connect(agent.shutdown)
         agent.start()
 
-    from PySide6.QtCore import QTimer
+    if tray is None:
+        from PySide6.QtCore import QTimer
 
-    QTimer.singleShot(0, build)
+        QTimer.singleShot(0, build)
+    else:
+        tray.when_docked(build)  # the rest only once the icon is in the tray: see when_docked
     code: int = qt.exec()
     for agent in holder:
         agent.shutdown()

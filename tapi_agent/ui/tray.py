@@ -8,11 +8,12 @@ The UI never talks to the network: every action is a signal that the app wires t
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QPoint, Signal
+from PySide6.QtCore import QObject, QPoint, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon
 from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
@@ -405,6 +406,40 @@ class Tray(QObject):
     def icon(self) -> QSystemTrayIcon:
         """The QSystemTrayIcon."""
         return self._icon
+
+    @property
+    def docked(self) -> bool:
+        """Whether the tray has given the icon its place.
+
+        Until then the geometry is empty, and on X11 it is first the icon's own window at the
+        screen's origin, before the tray reparents it into its panel; no tray puts an icon at
+        the very corner of the screen (on Windows the Start button is there).
+        """
+        geo = self._icon.geometry()
+        return self._icon.isVisible() and not geo.isEmpty() and not geo.topLeft().isNull()
+
+    def when_docked(
+        self, callback: Callable[[], None], *, limit_ms: int = 1000, step_ms: int = 5
+    ) -> None:
+        """Call `callback` on the event loop once the icon is docked, or after `limit_ms`.
+
+        The agent builds everything else only after this, so the icon is not kept waiting:
+        on X11 the tray embeds the icon (XEmbed) over several event-loop turns, and a build
+        started on the first turn would hold them all up (BENCHMARKS.md, "Agent footprint").
+        On Windows the icon is registered inside show(), so this fires on the first turn. The
+        wait is a short chain of single-shot checks that ends at `limit_ms` at the latest, so
+        a tray that never embeds the icon delays the agent by that much, never more, and no
+        timer outlives start-up.
+        """
+        deadline = time.monotonic() + limit_ms / 1000
+
+        def check() -> None:
+            if self.docked or time.monotonic() >= deadline:
+                callback()
+            else:
+                QTimer.singleShot(step_ms, check)
+
+        QTimer.singleShot(0, check)
 
     def show(self) -> None:
         """Put the icon in the tray."""

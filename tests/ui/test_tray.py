@@ -231,3 +231,15 @@ def test_closing_the_status_window_minimises_instead_of_hiding_the_agent(qtbot: 
     window.tray_menu.action("quit").trigger()
     window.close()
     assert not window.isVisible()
+
+
+def test_when_docked_gives_up_waiting_after_its_limit_when_the_icon_never_docks(
+    qtbot: QtBot,
+) -> None:
+    # Offscreen there is no tray: the icon never docks, so the agent is built after the limit.
+    tray = Tray()
+    calls: list[bool] = []
+    tray.when_docked(lambda: calls.append(tray.docked), limit_ms=50)
+    assert calls == []  # never synchronously: always from the event loop
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=5000)
+    assert calls == [False]

@@ -45,6 +45,15 @@ def test_tray_icon_is_visible_and_embedded_in_the_panel(tray_report: dict[str, A
     assert x > 0 and w > 0 and h > 0  # reparented into trayer's panel at the top right
 
 
+def test_when_docked_calls_back_once_the_tray_has_embedded_the_icon(
+    tray_report: dict[str, Any]
+) -> None:
+    call = tray_report["when_docked"]
+    assert call["docked"] is True  # called because it docked, not because the limit passed
+    x, _y, w, h = call["geometry"]
+    assert x > 0 and w > 0 and h > 0  # already in trayer's panel at the top right
+
+
 def test_tooltip_names_the_negotiator_state_and_missed_calls(
     tray_report: dict[str, Any]
 ) -> None:

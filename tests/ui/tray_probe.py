@@ -59,6 +59,14 @@ def main() -> int:
     report["available"] = QSystemTrayIcon.isSystemTrayAvailable()
 
     tray = Tray()
+    # What run_gui does: build the rest once the icon is docked (bounded wait).
+    docked_call: dict[str, Any] = {}
+
+    def on_docked() -> None:
+        g = tray.icon.geometry()
+        docked_call.update(docked=tray.docked, geometry=[g.x(), g.y(), g.width(), g.height()])
+
+    tray.when_docked(on_docked, limit_ms=15000)
     history, missed = sample_data()
     tray.set_status(ConnectionStatus(ConnState.CONNECTED, 1, None), "Jane Smith (JAS)")
     tray.set_history(history, labels={"h1": "Ann Buyer", "h2": "Bob Landlord"},
@@ -76,6 +84,10 @@ def main() -> int:
     deadline = time.monotonic() + 15
     while not embedded() and time.monotonic() < deadline:
         app.processEvents()
+    deadline = time.monotonic() + 15
+    while not docked_call and time.monotonic() < deadline:
+        app.processEvents()
+    report["when_docked"] = docked_call
     geo = tray.icon.geometry()
     report["visible"] = tray.icon.isVisible()
     report["geometry"] = [geo.x(), geo.y(), geo.width(), geo.height()]
