@@ -2,14 +2,14 @@
 
     python benchmarks/agent_harness.py --server URL [--negotiator JAS] [--tray] [--tray-first]
                                        [--count-history] [--as-shipped]
-                                       [--patch popcard|spare|ticks]
 
 Builds `tapi_agent.app.Agent` as `tests/app/test_end_to_end.py` does, with a token minted by the
 backend's `POST /_mock/tokens` instead of a browser sign-in (so no keyring, no browser), and the
 product's own logging set-up (`tapi_agent.logs.setup_logging`, file log included). Every
 structured event goes to stdout as one JSON line with `t`, the epoch seconds of the log record
 (full resolution; the product's `ts` has milliseconds). Harness lines:
-- `harness.tray_visible` (with `--tray`): the tray icon is shown and docked in the tray;
+- `harness.tray_visible` (with `--tray`): the tray icon is shown and docked in the tray
+  (`Tray.docked`: the tray has given it its place);
 - `harness.history` (with `--count-history`): every entry the CallBook adds to its history
   (the book keeps 50; the driver counts them all);
 - `harness.phase`: start-up milestones (qapplication, [tray_shown,] imported, agent_built,
@@ -130,79 +130,6 @@ def count_asyncio_timers() -> None:
     base_events.BaseEventLoop.call_at = call_at  # type: ignore[method-assign,assignment]
 
 
-def patch_popcard() -> None:
-    """The changes proposed in BENCHMARKS.md for the pop card, applied to this process only:
-    a card re-applies its style sheet only when the text differs, and phone numbers are parsed
-    and formatted once per number (the card formats the caller and the line on every render)."""
-    import functools
-
-    from PySide6.QtWidgets import QWidget
-
-    from tapi_agent.ui import popup
-    from tapi_agent.ui.popup import PopCard
-
-    def set_style_sheet(self: QWidget, text: str) -> None:
-        if getattr(self, "_bench_style", None) == text:
-            return  # the same sheet again: Qt would re-polish every child for nothing
-        self._bench_style = text  # type: ignore[attr-defined]
-        QWidget.setStyleSheet(self, text)
-
-    PopCard.setStyleSheet = set_style_sheet  # type: ignore[method-assign,assignment]
-    popup.format_number = functools.lru_cache(maxsize=512)(popup.format_number)
-    popup._number_key = functools.lru_cache(maxsize=512)(popup._number_key)
-
-
-def patch_spare_card() -> None:
-    """Proposed: keep one card built ahead (widgets, style, native window) and use it for the
-    next call, so a ringing call only fills it in. The spare is made 100 ms after a card opens,
-    once that card has been painted. Applied to this process only."""
-    from PySide6.QtCore import QTimer
-
-    from tapi_agent.ui.popstack import PopStack
-    from tapi_agent.ui.popup import PopCard
-
-    def new_card(self: PopStack, view: Any) -> PopCard:
-        return PopCard(view, region=self._region, line_names=self._line_names,
-                       negotiator_names=self._names, clock=self._clock,
-                       url_opener=self._url_opener)
-
-    def make_spare(self: PopStack, view: Any) -> None:
-        if getattr(self, "_bench_spare", None) is None:
-            card = new_card(self, view)
-            card.winId()  # the native window now, not while a call rings
-            self._bench_spare = card  # type: ignore[attr-defined]
-
-    def open_card(self: PopStack, view: Any) -> None:
-        if view.key in self._cards:
-            return
-        card = getattr(self, "_bench_spare", None)
-        self._bench_spare = None  # type: ignore[attr-defined]
-        if card is None:
-            card = new_card(self, view)
-        else:
-            if card._names != self._names:
-                card.set_negotiator_names(self._names)
-            card.update_call(view)
-        contacts = self._contacts.get(view.key)
-        if contacts:
-            card.set_contacts(contacts)
-        card.dismissed.connect(self.dismiss)
-        card.record_opened.connect(self.record_opened)
-        self._cards[view.key] = card
-        QTimer.singleShot(100, lambda: make_spare(self, view))
-
-    PopStack._open_card = open_card  # type: ignore[method-assign]
-
-
-def patch_ticks() -> None:
-    """Proposed: the stream's sleep and route watchers tick every 5 s instead of 1 s and 2 s
-    (the sleep check's threshold is 5 s anyway). Applied to this process only."""
-    from tapi_agent.net import stream
-
-    stream._SLEEP_TICK_S = 5.0  # type: ignore[attr-defined]
-    stream._ROUTE_TICK_S = 5.0  # type: ignore[attr-defined]
-
-
 def since_start() -> float:
     return (time.time() - T_START) * 1000
 
@@ -213,25 +140,24 @@ def main() -> int:
     parser.add_argument("--negotiator", default="JAS")
     parser.add_argument("--tray", action="store_true", help="build the tray (needs a display)")
     parser.add_argument("--tray-first", action="store_true",
-                        help="start as `tapi-agent` now does: show the tray, then import and "
-                             "build the rest on the event loop's first turn")
-    parser.add_argument("--build-after-dock", action="store_true",
-                        help="with --tray-first: build the rest only once the tray has docked "
-                             "the icon (on X11 docking needs event-loop turns)")
+                        help="start as `tapi-agent` does: show the tray, then import and "
+                             "build the rest once the icon is docked")
+    parser.add_argument("--pyside-source-scan", action="store_true",
+                        help="leave PySide6's feature hook as it is (it keeps the source of "
+                             "every module imported after Qt): the agent before 144c111")
     parser.add_argument("--count-history", action="store_true")
     parser.add_argument("--as-shipped", action="store_true",
                         help="hide the modules the installer leaves out (click, rich, ...)")
     parser.add_argument("--linger", default="0", help="calls.linger_s (seconds)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="another setting, as on the command line layer")
-    parser.add_argument("--patch", choices=["popcard", "spare", "ticks"],
-                        action="append", default=[])
     args = parser.parse_args()
     count_asyncio_timers()
 
-    from tapi_agent.ui.feature_scan import skip_feature_source_scan
+    if not args.pyside_source_scan:
+        from tapi_agent.ui.feature_scan import skip_feature_source_scan
 
-    skip_feature_source_scan()  # as `tapi_agent.app._qt_app` does
+        skip_feature_source_scan()  # as `tapi_agent.app._qt_app` does
     from PySide6.QtCore import QObject, QTimer, Signal
     from PySide6.QtWidgets import QApplication
 
@@ -279,25 +205,19 @@ def main() -> int:
 
     threading.Thread(target=read_stdin, name="harness-stdin", daemon=True).start()
 
-    def tray_icon() -> Any:
-        if args.tray_first:
-            return holder["early_tray"].icon
-        agent = holder.get("agent")
-        return getattr(getattr(agent, "tray", None), "icon", None)
+    def tray_visible() -> None:
+        emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
 
     def tray_check() -> None:
-        icon = tray_icon()
-        # Shown and given a place by the tray (geometry stays empty until it is docked).
-        if icon is not None and icon.isVisible() and not icon.geometry().isEmpty():
-            emit("harness.tray_visible", startedAt=T_START, pid=os.getpid())
-            if args.tray_first and args.build_after_dock:
-                QTimer.singleShot(0, lambda: build(args, holder))
+        tray = getattr(holder.get("agent"), "tray", None)
+        if tray is not None and tray.docked:  # the product's own test (ui/tray.py)
+            tray_visible()
         else:
             QTimer.singleShot(5, tray_check)
 
     if args.tray_first:
-        # What `run_gui` does since commit bd66865: the tray first, the rest on the event
-        # loop's first turn (`app._early_tray`, then `Agent(..., tray=tray)`).
+        # What `run_gui` does: the tray first (`app._early_tray`), the rest once the icon is
+        # docked (`Tray.when_docked`), then `Agent(..., tray=tray)`.
         import tapi_agent.app as app_module
 
         early = app_module._early_tray()
@@ -305,12 +225,19 @@ def main() -> int:
             raise SystemExit("no system tray on this display")
         holder["early_tray"] = early
         emit("harness.phase", phase="tray_shown", sinceStartMs=since_start(), rssKb=rss_kb())
-        if not args.build_after_dock:
-            QTimer.singleShot(0, lambda: build(args, holder))
+
+        def docked() -> None:
+            if early.docked:
+                tray_visible()
+            else:
+                emit("harness.tray_not_docked", sinceStartMs=since_start())
+            build(args, holder)
+
+        early.when_docked(docked)
     else:
         build(args, holder)
-    if args.tray:
-        QTimer.singleShot(0, tray_check)
+        if args.tray:
+            QTimer.singleShot(0, tray_check)
     code = app.exec()
     if "agent" in holder:
         holder["agent"].shutdown()
@@ -321,12 +248,6 @@ def main() -> int:
 
 def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     """Import, build and start the Agent (with the harness's measuring hooks)."""
-    if "popcard" in args.patch:
-        patch_popcard()
-    if "spare" in args.patch:
-        patch_spare_card()
-    if "ticks" in args.patch:
-        patch_ticks()
     import httpx
 
     from tapi_agent.app import Agent

@@ -37,7 +37,10 @@ def main() -> int:
     tray.show()
 
     def check() -> None:
-        if tray.isVisible() and not tray.geometry().isEmpty():
+        # Docked: the same test as the agent's `Tray.docked` (on X11 the icon's window is at
+        # the screen's origin until the tray reparents it into its panel).
+        geo = tray.geometry()
+        if tray.isVisible() and not geo.isEmpty() and not geo.topLeft().isNull():
             print(json.dumps({"t": time.time(), "event": "harness.tray_visible"}), flush=True)
         else:
             QTimer.singleShot(5, check)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from websockets.sync.client import connect as ws_connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,6 +75,63 @@ class Clients:
             self.proc.wait()
 
 
+class RawPost:
+    """The provider's side: one keep-alive HTTP/1.1 connection, a request in one write.
+
+    The floor is triggered over an open websocket by a few lines of framing; httpx spends
+    about 0.5 ms of Python per request before its bytes leave, which the mock's figure would
+    otherwise carry (the blocking twin of `common.RawHttp`)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        host, port = base_url.split("://", 1)[1].rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.file = self.sock.makefile("rb")
+        self.head = (f"POST /notifications HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                     "Content-Length: ")
+
+    def request(self, data: bytes) -> bytes:
+        """Everything `post` sends for `data`, built before the clock starts."""
+        return f"{self.head}{len(data)}\r\n\r\n".encode() + data
+
+    def post(self, request: bytes) -> tuple[int, bytes]:
+        """Send a built request; (status, body)."""
+        self.sock.sendall(request)
+        status = int(self.file.readline().split()[1])
+        length = 0
+        while (line := self.file.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, self.file.read(length)
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+class HttpxPost:
+    """The driver as it was (httpx), kept for `--httpx` to show what the driver costs."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+
+    def request(self, data: bytes) -> bytes:
+        return data
+
+    def post(self, request: bytes) -> tuple[int, bytes]:
+        resp = self.http.post("/notifications", content=request)
+        return resp.status_code, resp.content
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def _round(clients: Clients, call_id: str, t0: float, count: int) -> dict[str, float]:
     got = clients.report(call_id)
     if got["count"] != count:
@@ -111,7 +168,8 @@ def run_floor(count: int, rounds: int) -> dict[str, Any]:
     return _summary(samples)
 
 
-def run_mock(count: int, rounds: int, patches: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_mock(count: int, rounds: int, patches: tuple[str, ...] = (), *,
+             driver: type[RawPost] | type[HttpxPost] = RawPost) -> dict[str, Any]:
     args = ["--negotiators", str(count)] + [a for p in patches for a in ("--patch", p)]
     backend = Backend.start(*args)
     clients = Clients(backend.ws_url, count, mint=backend.base_url)
@@ -119,20 +177,23 @@ def run_mock(count: int, rounds: int, patches: tuple[str, ...] = ()) -> dict[str
     samples = []
     post_ms = []
     try:
-        with httpx.Client(base_url=backend.base_url, timeout=30,
-                          headers={"Authorization": f"Bearer {backend.provider_token}"}) as http:
+        http = driver(backend.base_url, backend.provider_token)
+        try:
             for r in range(rounds + 1):
                 call_id = f"mock-{count}-{r}"
-                body = envelope("incomingCall", call_id, targets, hunt_group=True)
+                body = json.dumps(envelope("incomingCall", call_id, targets, hunt_group=True))
+                request = http.request(body.encode())
                 t0 = time.time()
-                resp = http.post("/notifications", json=body)
+                status, answer = http.post(request)
                 t_resp = time.time()
-                if resp.status_code != 202:
-                    raise RuntimeError(f"POST refused: {resp.status_code} {resp.text[:300]}")
+                if status != 202:
+                    raise RuntimeError(f"POST refused: {status} {answer[:300]!r}")
                 sample = _round(clients, call_id, t0, count)
                 if r:
                     samples.append(sample)
                     post_ms.append((t_resp - t0) * 1000)
+        finally:
+            http.close()
     finally:
         clients.stop()
         backend.stop()
@@ -151,12 +212,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 and 100 clients, 5 rounds")
     parser.add_argument("--sizes", default="")
+    parser.add_argument("--httpx", action="store_true",
+                        help="also drive the mock with httpx (the driver before)")
+    parser.add_argument("--rounds", type=int, default=0, help="rounds per size (default 20)")
     parser.add_argument("--no-patch", action="store_true", help="skip the mock+patch runs")
     args = parser.parse_args()
     raise_nofile(16384)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
         [10, 100] if args.quick else [10, 100, 1000])
-    rounds = 5 if args.quick else 20
+    rounds = args.rounds or (5 if args.quick else 20)
     results: dict[str, Any] = {"rounds": rounds, "sizes": {}}
     for count in sizes:
         row: dict[str, Any] = {}
@@ -164,6 +228,10 @@ def main() -> int:
         print(f"N={count:5d} floor      last: {fmt(row['floor']['last'])}")
         row["mock"] = run_mock(count, rounds)
         print(f"N={count:5d} mock       last: {fmt(row['mock']['last'])}")
+        print(f"N={count:5d} mock POST->202:  {fmt(row['mock']['post202'])}")
+        if args.httpx:
+            row["mock+httpx"] = run_mock(count, rounds, driver=HttpxPost)
+            print(f"N={count:5d} mock, httpx driver last: {fmt(row['mock+httpx']['last'])}")
         if not args.no_patch:
             row["mock+patch"] = run_mock(count, rounds, ("fanout",))
             print(f"N={count:5d} mock+patch last: {fmt(row['mock+patch']['last'])}")

@@ -7,7 +7,8 @@ XEmbed tray). The agent is `agent_harness.py --tray --tray-first --as-shipped` (
 `Agent` with its tray, started in `run_gui`'s order, connected to the mock backend in its own
 process, default 15 s heartbeat, without the modules the installer excludes); the floor is
 `bare_tray.py`, a PySide6 app with one icon and one menu. Both say `harness.tray_visible` once
-their icon is shown *and docked* (its geometry is empty until the tray embeds it).
+their icon is shown *and docked* (`Tray.docked`: its geometry is empty, then at the screen's
+origin, until the tray embeds it in its panel).
 - start-up: process spawn to tray visible, several rounds, alternating which goes first;
 - idle: both run side by side; after a settle period, CPU seconds, RSS and per-thread context
   switches over the idle window (60 s). A thread's context switches per second bound how often
@@ -44,13 +45,15 @@ SETTLE_S = 5.0
 
 # kind -> (script, extra arguments). The agent runs `--as-shipped`: without the modules the
 # installer leaves out (click, rich, pygments: httpx imports its command-line tool only when they
-# are installed). "agent" starts as `run_gui` does (tray first, the rest on the event loop's
-# first turn); "agent-after-dock" builds the rest only once the icon is docked (proposed).
+# are installed). "agent" starts as `run_gui` does (tray first, the rest once the icon is docked).
+# Idle only: "agent-pyside-scan" is the agent without the fix for PySide6's feature hook (which
+# keeps the source of every module imported after Qt: `tapi_agent/ui/feature_scan.py`), to show
+# what that fix is worth in the same run.
 KINDS = {"bare": ("bare_tray.py", ()),
-         "agent": ("agent_harness.py", ("--as-shipped", "--tray-first")),
-         "agent-after-dock": ("agent_harness.py",
-                              ("--as-shipped", "--tray-first", "--build-after-dock"))}
-IDLE_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {}
+         "agent": ("agent_harness.py", ("--as-shipped", "--tray-first"))}
+IDLE_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {
+    "agent-pyside-scan": ("agent_harness.py",
+                          ("--as-shipped", "--tray-first", "--pyside-source-scan"))}
 async def command(proc: AgentProc, cmd: str, answer: str) -> dict[str, Any]:
     """Send a harness command and wait for its answer event."""
     assert proc.proc.stdin is not None
@@ -84,11 +87,11 @@ def main_thread(idle: dict[str, Any]) -> str:
     return next((k for k in idle["wakeupsPerS"] if k.startswith("MainThread/")), "")
 
 
-async def run(rounds: int, idle_s: float, proposals: bool = True) -> dict[str, Any]:
+async def run(rounds: int, idle_s: float) -> dict[str, Any]:
     desktop = Desktop()
     backend = Backend.start()
     env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}")
-    kinds = list(KINDS) if proposals else ["bare", "agent"]
+    kinds = list(KINDS)
     startup: dict[str, list[float]] = {k: [] for k in kinds}
     agents = [k for k in kinds if k != "bare"]
     connected_ms: dict[str, list[float]] = {k: [] for k in agents}
@@ -112,7 +115,7 @@ async def run(rounds: int, idle_s: float, proposals: bool = True) -> dict[str, A
                     startup[kind].append(ms)
 
         procs: dict[str, AgentProc] = {}
-        for kind in ("bare", "agent"):
+        for kind in ("bare", "agent", *IDLE_ONLY):
             procs[kind], _ = await launch(kind, backend.base_url, env)
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
@@ -169,9 +172,6 @@ async def run(rounds: int, idle_s: float, proposals: bool = True) -> dict[str, A
     }
     bare, ag = out["startupMs"]["bare"], out["startupMs"]["agent"]
     out["startupRatio"] = ag["p50"] / bare["p50"]
-    if "agent-after-dock" in out["startupMs"]:
-        out["startupRatioAfterDock"] = (out["startupMs"]["agent-after-dock"]["p50"]
-                                        / bare["p50"])
     out["rssRatio"] = idle["agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
     out["targets"] = {
         "start-up within 2x of bare": out["startupRatio"] <= 2.0,
@@ -189,11 +189,8 @@ async def run(rounds: int, idle_s: float, proposals: bool = True) -> dict[str, A
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 start-ups, 10 s idle")
-    parser.add_argument("--no-patch", action="store_true",
-                        help="only the bare app and the agent as it starts (no variants)")
     args = parser.parse_args()
-    out = asyncio.run(run(2 if args.quick else 5, 10.0 if args.quick else 60.0,
-                          proposals=not args.no_patch))
+    out = asyncio.run(run(2 if args.quick else 5, 10.0 if args.quick else 60.0))
     out["agentStartsTrayFirst"] = True
     for k in out["idle"]:
         i = out["idle"][k]

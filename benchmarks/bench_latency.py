@@ -18,9 +18,8 @@ ISO 8601 with milliseconds, so both sides carry the same 0-1 ms truncation):
 `--display xvfb` runs the agent on Qt's xcb platform against a private Xvfb display (real
 window mapping and expose events) and writes `latency-xvfb.json`.
 The first calls of each agent warm up (first card built, fonts loaded) and are reported apart.
-Unless `--no-patch`, the product as is and the proposed pop changes (`--patch popcard --patch
-spare`, see BENCHMARKS.md) take turns, A B A B, half the calls per turn, each turn with a fresh
-backend, agent and floor client.
+(The first run also had the product take turns with proposed changes patched in, `--patch`;
+those changes are in the product now: `results/before/latency*.json`.)
 """
 
 from __future__ import annotations
@@ -166,8 +165,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 calls instead of 200")
     parser.add_argument("--calls", type=int, default=0)
-    parser.add_argument("--no-patch", action="store_true",
-                        help="skip the runs with the proposed PopCard change applied")
     parser.add_argument("--display", choices=["offscreen", "xvfb"], default="offscreen",
                         help="Qt platform of the agent: offscreen (default) or xcb on a "
                              "private Xvfb display with trayer")
@@ -175,27 +172,14 @@ def main() -> int:
     desktop = Desktop() if args.display == "xvfb" else None
     env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}") if desktop else None
     calls = args.calls or (30 if args.quick else 200)
-    # The product as is and the proposed change take turns (A B A B), half the calls each
-    # time, so neither gets all the quiet moments or all the warm caches.
-    variants = [("as-is", ())] if args.no_patch else [
-        ("as-is", ()), ("patched", ("--patch", "popcard", "--patch", "spare"))]
-    rounds = 1 if args.no_patch else 2
-    rows: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in variants}
     try:
-        for r in range(rounds):
-            for label, extra in variants:
-                n = calls // rounds + (calls % rounds if r == rounds - 1 else 0)
-                rows[label] += asyncio.run(run_rows(n, 5, extra, env))
+        rows = asyncio.run(run_rows(calls, 5, (), env))
     finally:
         if desktop is not None:
             desktop.stop()
-    out = summarize(rows["as-is"])
+    out = summarize(rows)
     out["display"] = args.display
     report(out)
-    if "patched" in rows:
-        print("-- with the proposed changes (--patch popcard --patch spare):")
-        out["patched"] = summarize(rows["patched"])
-        report(out["patched"])
     write_result("latency" if args.display == "offscreen" else "latency-xvfb", out,
                  quick=args.quick)
     return 0

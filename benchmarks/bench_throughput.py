@@ -8,8 +8,9 @@ the server) for `--seconds`, every one an incomingCall for JAS, and holds
 one bare websockets client connected as JAS that acknowledges every frame as the agent does.
 It reports the accepted (202) and delivered rates over the window, per-second minimum and
 maximum, the delivery latency (receipt - `sentAt`) and how busy the backend and the driver
-were (CPU % from /proc, 100 % = one core), which says who the bottleneck was. Unless
-`--no-patch`, it runs again with the backend changes proposed in BENCHMARKS.md.
+were (CPU % from /proc, 100 % = one core), which says who the bottleneck was. (The first run
+also ran with proposed backend changes patched in; they are in the product now:
+`results/before/throughput.json`.)
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from common import (
 )
 
 
-async def run(seconds: float, concurrency: int, patches: tuple[str, ...] = ()) -> dict[str, Any]:
-    backend = Backend.start(*(a for p in patches for a in ("--patch", p)))
+async def run(seconds: float, concurrency: int) -> dict[str, Any]:
+    backend = Backend.start()
     accepted_at: list[float] = []
     delivered_at: list[float] = []
     latency_ms: list[float] = []
@@ -131,20 +132,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="5 s instead of 30 s")
     parser.add_argument("--seconds", type=float, default=0)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--no-patch", action="store_true",
-                        help="skip the runs with the proposed changes (backend.py --patch "
-                             "nodelay, then nodelay and sender)")
     args = parser.parse_args()
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     out = asyncio.run(run(seconds, args.concurrency))
     report(out)
-    if not args.no_patch:
-        out["proposed"] = {}
-        for patches in (("nodelay",), ("nodelay", "sender")):
-            label = "+".join(patches)
-            print(f"-- again with the proposed change(s): {label}")
-            out["proposed"][label] = asyncio.run(run(seconds, args.concurrency, patches))
-            report(out["proposed"][label])
     write_result("throughput", out, quick=args.quick)
     return 0
 
