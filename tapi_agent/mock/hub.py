@@ -13,7 +13,7 @@ import random
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,28 @@ class Fault:
 _QueueItem = tuple[str, Delivery | None]
 
 
+def _resolve(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+async def _finish(send: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Drive a send coroutine that suspended on `waiting` (a future) to its end, as a task would."""
+    while True:
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            if not (isinstance(waiting, asyncio.Future) and waiting.done()):
+                send.close()
+                raise
+        except Exception:  # the send reads the same outcome from the future itself
+            pass
+        try:
+            waiting = send.send(None)
+        except StopIteration:
+            return
+
+
 class Connection:
     """One accepted websocket: a send queue drained by one sender task, so frames stay in order."""
 
@@ -100,6 +122,10 @@ class Connection:
         self.closed = False
         self.queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
         self._sender: asyncio.Task[None] | None = None
+        # Set while the sender waits on an empty queue; `push` resolves it to wake the sender.
+        self._wakeup: asyncio.Future[bool] | None = None
+        self._pending: asyncio.Task[None] | None = None  # a direct send that had to wait
+        self._last_sent = float("-inf")  # loop time of the last direct send (heartbeats)
 
     def as_dict(self) -> dict[str, Any]:
         """What `GET /_mock/connections` shows."""
@@ -116,9 +142,45 @@ class Connection:
         self._sender = asyncio.get_running_loop().create_task(self._send_loop())
 
     def push(self, text: str, delivery: Delivery | None = None) -> None:
-        """Queue a frame; the sender applies faults and sends it."""
-        if not self.closed:
-            self.queue.put_nowait((text, delivery))
+        """Send a frame now when nothing is ahead of it, else queue it for the sender."""
+        if self.closed:
+            return
+        if self._can_send_now() and (delivery is None or self.hub.plain(self.negotiator_id)):
+            self._send_now(text)
+            if delivery is not None:
+                self.hub.journal_soon(self, delivery)
+            return
+        self.queue.put_nowait((text, delivery))
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(True)
+
+    def _can_send_now(self) -> bool:
+        # Only while the sender idles on an empty queue (so nothing queued or in its hands can
+        # be overtaken) and the link is not playing half-open.
+        wakeup = self._wakeup
+        return (wakeup is not None and not wakeup.done() and self.queue.empty()
+                and not self.silent and (self._pending is None or self._pending.done()))
+
+    def _send_now(self, text: str) -> None:
+        # Fan-out latency: a frame written from the POST handler itself reaches the socket
+        # before the 202 is built, with no wake-up of a sender task per recipient (three
+        # loop turns each through a queue). The ASGI send does not suspend while the transport
+        # is writable, so one step runs it to the end; if it does suspend (the transport
+        # paused), a task finishes it and the sender waits for that task before sending more.
+        self._last_sent = asyncio.get_running_loop().time()
+        send = self._send_raw(text)
+        try:
+            waiting = send.send(None)
+        except StopIteration:
+            return
+        except Exception as exc:  # a socket that went away mid-send: the receive loop cleans up
+            _log.debug("direct send on %s failed: %s", self.id, exc)
+            self.closed = True
+            if self._sender is not None:
+                self._sender.cancel()
+            return
+        self._pending = asyncio.get_running_loop().create_task(_finish(send, waiting))
 
     async def _send_raw(self, text: str) -> None:
         if self.websocket.application_state == WebSocketState.CONNECTED and not self.closed:
@@ -127,13 +189,13 @@ class Connection:
     async def _next_batch(self, heartbeat_s: float) -> list[_QueueItem] | None:
         # Only an empty queue waits (one task and one timer per wait): under load a frame per
         # wait let the sender fall behind the POST handlers feeding it.
-        if self.queue.empty():
-            try:
-                first = await asyncio.wait_for(self.queue.get(), heartbeat_s)
-            except TimeoutError:
-                return None
-        else:
-            first = self.queue.get_nowait()
+        if self.queue.empty() and not await self._wait_for_frames(heartbeat_s):
+            return None
+        if self._pending is not None:  # a direct send still in progress goes first
+            with contextlib.suppress(Exception):
+                await self._pending
+            self._pending = None
+        first = self.queue.get_nowait()
         batch = [first]
         window = self.hub.reorder_window(self.negotiator_id)
         if window <= 1:
@@ -156,6 +218,30 @@ class Connection:
                     shuffled = batch[1:] + batch[:1]
                 batch = shuffled
         return batch
+
+    async def _wait_for_frames(self, heartbeat_s: float) -> bool:
+        """Wait until `push` queues a frame (True) or a heartbeat is due (False)."""
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while True:
+            # A heartbeat goes out when nothing at all was sent for a whole interval, frames
+            # sent directly by `push` included.
+            due = max(since, self._last_sent) + heartbeat_s - loop.time()
+            if due <= 0:
+                return False
+            # A future that `push` resolves, and a timer: one loop turn to wake, where
+            # `wait_for(queue.get())` takes three and takes the frame out of the queue before
+            # this task runs (a direct send could then overtake it).
+            wakeup: asyncio.Future[bool] = loop.create_future()
+            self._wakeup = wakeup
+            timer = loop.call_later(due, _resolve, wakeup, False)
+            try:
+                woken = await wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
+            if woken or not self.queue.empty():
+                return True
 
     async def _send_loop(self) -> None:
         heartbeat_s = self.hub.heartbeat_ms / 1000
@@ -257,6 +343,7 @@ class Hub:
         # hunt group's recipients differ only in `seq`, so one dump serves them all.
         self._frame_parts: tuple[str, str, str] | None = None
         self.faults: list[Fault] = []
+        self._sent: list[tuple[Connection, Delivery]] = []  # sent directly, not yet journaled
         self.new_epoch()
 
     def new_epoch(self) -> None:
@@ -284,6 +371,13 @@ class Hub:
     def reorder_window(self, negotiator_id: str) -> int:
         f = self._persistent("reorder", negotiator_id)
         return int(f.params.get("window", 3)) if f else 0
+
+    def plain(self, negotiator_id: str) -> bool:
+        """No delay, duplicate or reorder fault applies: a frame may go out at once."""
+        return not self.faults or not (
+            self.delay_ms(negotiator_id) or self.duplicate_probability(negotiator_id)
+            or self.reorder_window(negotiator_id) > 1
+        )
 
     def reject_status(self, negotiator_id: str | None) -> int | None:
         for f in reversed(self.faults):
@@ -408,10 +502,25 @@ class Hub:
         conn.push(dump_frame(ReplayedFrame(count=len(replay), complete=complete)))
         return len(replay), complete
 
-    def journal_delivery(self, conn: Connection, d: Delivery, *, duplicate: bool = False) -> None:
+    def journal_soon(self, conn: Connection, d: Delivery) -> None:
+        """Journal a delivery sent directly, on the next loop turn: a hunt group's sockets all
+        get their frame first, and the entries follow the notification's own, as before."""
+        if not self._sent:
+            asyncio.get_running_loop().call_soon(self._journal_sent)
+        self._sent.append((conn, d))
+
+    def _journal_sent(self) -> None:
+        sent, self._sent = self._sent, []
+        ts = utc_iso(datetime.now(UTC))
+        for conn, d in sent:
+            self.journal_delivery(conn, d, ts=ts)
+
+    def journal_delivery(self, conn: Connection, d: Delivery, *, duplicate: bool = False,
+                         ts: str | None = None) -> None:
+        """Journal that `d` went out on `conn`."""
         entry: dict[str, Any] = {
             "kind": "delivery",
-            "ts": utc_iso(datetime.now(UTC)),
+            "ts": ts or utc_iso(datetime.now(UTC)),
             "negotiatorId": conn.negotiator_id,
             "connectionId": conn.id,
             "seq": d.seq,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 
-from tapi_agent.mock.hub import Connection, Hub
+from tapi_agent.mock.hub import Connection, Fault, Hub
 from tapi_agent.protocol import Envelope, NotificationFrame, dump_frame, validate_envelope
 
 
@@ -97,3 +99,115 @@ def test_delivery_reaches_only_the_recipients_live_connections_for_the_product()
     queued = asyncio.run(scenario())
     assert [len(queued[n]) for n in ("jas-1", "jas-2", "rpt", "gone", "other-product")] == [
         1, 1, 0, 0, 0]
+
+
+class RecordingSocket:
+    """A websocket stand-in: `send_text` records the text, waiting while not `writable`."""
+
+    application_state = WebSocketState.CONNECTED
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.writable = asyncio.Event()
+        self.writable.set()
+
+    async def send_text(self, text: str) -> None:
+        await self.writable.wait()
+        self.sent.append(text)
+
+
+async def _until(condition: Callable[[], bool], what: str, turns: int = 10_000) -> None:
+    """Let the loop run (no wall-clock wait) until `condition` holds."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+def _live(hub: Hub, negotiator_id: str = "JAS") -> tuple[Connection, RecordingSocket]:
+    sock = RecordingSocket()
+    conn = Connection(hub, cast(WebSocket, sock), negotiator_id, "AgencyCloud", 0.0)
+    hub.add(conn)
+    return conn, sock
+
+
+def _seqs(texts: list[str]) -> list[int]:
+    return [json.loads(t)["seq"] for t in texts]
+
+
+def test_a_frame_for_an_idle_sender_is_written_before_deliver_returns_and_journaled_after(
+) -> None:
+    async def scenario() -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+        journal: list[dict[str, Any]] = []
+        hub = Hub(heartbeat_ms=60_000, retention_s=300, retention_max=1000,
+                  journal=journal.append)
+        conns = [_live(hub, neg) for neg in ("JAS", "RPT")]
+        await _until(lambda: all(c._wakeup is not None for c, _ in conns), "senders idle")
+        group = _envelope(["JAS", "RPT"])
+        for neg in ("JAS", "RPT"):
+            hub.deliver(neg, group, "n-1", datetime.now(UTC))
+        # No await since: the frames are on the sockets already, the journal follows.
+        written = [text for _, sock in conns for text in sock.sent]
+        before = list(journal)
+        await _until(lambda: len(journal) == 2, "deliveries journaled")
+        return written, before, journal
+
+    written, before, journal = asyncio.run(scenario())
+    assert [json.loads(t)["notification"]["payload"]["id"] for t in written] == ["call-1"] * 2
+    assert before == []
+    assert [(e["kind"], e["negotiatorId"], e["seq"]) for e in journal] == [
+        ("delivery", "JAS", 1), ("delivery", "RPT", 1)]
+
+
+def test_a_frame_never_overtakes_one_the_sender_already_holds() -> None:
+    async def scenario() -> list[str]:
+        hub = _hub()
+        conn, sock = _live(hub)
+        await _until(lambda: conn._wakeup is not None, "sender idle")
+        # A delay fault routes the first frame through the sender, which then holds it.
+        hub.faults.append(Fault("delay", "JAS", {"ms": 30}))
+        hub.deliver("JAS", _envelope(["JAS"], call_id="first"), "n-1", datetime.now(UTC))
+        hub.faults.clear()
+        hub.deliver("JAS", _envelope(["JAS"], call_id="second"), "n-2", datetime.now(UTC))
+        await asyncio.wait_for(_until_sent(sock, 2), 10)
+        return sock.sent
+
+    assert _seqs(asyncio.run(scenario())) == [1, 2]
+
+
+async def _until_sent(sock: RecordingSocket, count: int) -> None:
+    while len(sock.sent) < count:
+        await asyncio.sleep(0)
+
+
+def test_a_direct_send_that_has_to_wait_still_goes_out_before_later_frames() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        hub = _hub()
+        conn, sock = _live(hub)
+        await _until(lambda: conn._wakeup is not None, "sender idle")
+        sock.writable.clear()  # the transport is paused: the send suspends
+        for i in range(3):
+            hub.deliver("JAS", _envelope(["JAS"], call_id=f"call-{i}"), f"n-{i}",
+                        datetime.now(UTC))
+        held = list(sock.sent)
+        sock.writable.set()
+        await _until(lambda: len(sock.sent) == 3, "all three sent")
+        return held, sock.sent
+
+    held, sent = asyncio.run(scenario())
+    assert held == []
+    assert _seqs(sent) == [1, 2, 3]
+
+
+def test_a_silent_connection_gets_nothing_sent_directly() -> None:
+    async def scenario() -> list[str]:
+        hub = _hub()
+        conn, sock = _live(hub)
+        await _until(lambda: conn._wakeup is not None, "sender idle")
+        conn.silent = True
+        hub.deliver("JAS", _envelope(["JAS"]), "n-1", datetime.now(UTC))
+        await _until(lambda: conn.queue.empty() and conn._wakeup is not None, "sender idle")
+        return sock.sent
+
+    assert asyncio.run(scenario()) == []
