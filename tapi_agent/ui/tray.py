@@ -19,13 +19,13 @@ from PySide6.QtWidgets import QMenu, QMessageBox, QSystemTrayIcon
 
 from tapi_agent.core.connection import ConnectionStatus
 from tapi_agent.ui import icons
-from tapi_agent.ui.missed_view import MissedCallsDialog
 
 if TYPE_CHECKING:
     # Types only: at run time the tray must not wait for pydantic (core.missed imports the
     # protocol models), so it can show before the rest of the agent loads.
     from tapi_agent.core.calls import HistoryEntry
     from tapi_agent.core.missed import MissedCall
+    from tapi_agent.ui.missed_view import MissedCallsDialog
 
 RECENT_LIMIT = 20
 MISSED_MENU_LIMIT = 10
@@ -329,6 +329,8 @@ class TrayMenu(QObject):
     def show_missed_dialog(self) -> None:
         """Open (or raise) the missed-calls list; its "Mark all as seen" emits our signal."""
         if self._missed_dialog is None:
+            from tapi_agent.ui.missed_view import MissedCallsDialog  # only when first opened
+
             dialog = MissedCallsDialog()
             dialog.mark_all_seen.connect(self.missed_seen_requested.emit)
             dialog.copy_requested.connect(self._copy)
