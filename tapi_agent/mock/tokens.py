@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ class AccessClaims:
     session_id: str | None
 
 
+VERIFIED_MAX = 2048  # access tokens whose verification is remembered (oldest forgotten first)
+
+
 @functools.cache
 def _process_key() -> rsa.RSAPrivateKey:
     # Generating a 2048-bit key costs 0.1-0.3 s; tests start hundreds of servers. Servers still
@@ -52,6 +56,11 @@ class TokenIssuer:
         self.kid = "mock-" + hashlib.sha256(
             self._key.public_key().public_numbers().n.to_bytes(256, "big")
         ).hexdigest()[:12]
+        # token -> (issuer it was verified for, claims). An RS256 verification costs a provider
+        # ~0.1 ms on every POST; a token's signature and claims never change, only the clock
+        # moves past `exp`, which is checked on every use. Revocation (sessions) is checked
+        # by the caller on every use as well.
+        self._verified: OrderedDict[str, tuple[str, AccessClaims]] = OrderedDict()
 
     def jwks(self) -> dict[str, Any]:
         """The public key as a JSON Web Key Set."""
@@ -143,6 +152,20 @@ class TokenIssuer:
 
     def verify_access(self, token: str) -> AccessClaims:
         """Verify an access token and return its claims; raise TokenError."""
+        known = self._verified.get(token)
+        if known is not None and known[0] == self.issuer:
+            claims = known[1]
+            if time.time() < claims.expires_at:  # as PyJWT: expired once `exp <= now`
+                return claims
+            del self._verified[token]
+            raise TokenError("token expired", expired=True)
+        claims = self._verify_access(token)
+        self._verified[token] = (self.issuer, claims)
+        while len(self._verified) > VERIFIED_MAX:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify_access(self, token: str) -> AccessClaims:
         c = self.decode(token, use="access")
         return AccessClaims(
             subject=str(c["sub"]),
