@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from tapi_agent.mock.http import ApiError, bearer_claims, request_id, state_of
@@ -63,7 +64,7 @@ def post_envelope(state: MockState, data: Any, rid: str = "") -> Accepted:
     openapi_extra={"requestBody": ENVELOPE_REQUEST_BODY},
     responses=error_responses(400, 401, 403, 413, 415),
 )
-async def post_notification(request: Request) -> NotificationAccepted:
+async def post_notification(request: Request) -> Response:
     """Validate the envelope and fan it out; `missedCall` is stored as deferred per target."""
     bearer_claims(request, NOTIFY_SCOPE)
     if not _is_json(request.headers.get("content-type", "")):
@@ -76,7 +77,9 @@ async def post_notification(request: Request) -> NotificationAccepted:
         raise ApiError(413, f"Payload too large: the limit is {MAX_BODY_BYTES} bytes")
     envelope = parse_and_validate(raw)
     accepted = state_of(request).accept(envelope, request_id(request))
-    return NotificationAccepted(id=accepted.id, recipients=accepted.recipients)
+    # The body `NotificationAccepted` documents, rendered directly: returning the model would
+    # have FastAPI validate and serialise it again against `response_model` on every POST.
+    return JSONResponse({"id": accepted.id, "recipients": accepted.recipients}, status_code=202)
 
 
 @router.get(
