@@ -36,9 +36,9 @@ def load(name: str, quick: bool) -> dict[str, Any] | None:
     return None
 
 
-def load_before(name: str) -> dict[str, Any] | None:
-    """The same benchmark measured before the proposals were made in the product."""
-    path = RESULTS / "before" / f"{name}.json"
+def load_before(name: str, run: str = "before") -> dict[str, Any] | None:
+    """The same benchmark in an earlier run: `before` (the first), `run2` (the second)."""
+    path = RESULTS / run / f"{name}.json"
     if not path.exists():
         return None
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
@@ -151,8 +151,7 @@ def throughput(r: dict[str, Any]) -> str:
 
 def footprint(r: dict[str, Any]) -> str:
     s, idle = r["startupMs"], r["idle"]
-    labels = {"agent-after-dock": "… proposed: build the rest once the icon is docked",
-              "agent-tray-first": "… proposed then: tray first"}
+    labels: dict[str, str] = {}
     rows = [
         ["start-up to tray visible (p50)", ms(s["bare"]["p50"], 0), ms(s["agent"]["p50"], 0),
          f"{r['startupRatio']:.2f}x", "≤ 2x", yes(r["targets"]["start-up within 2x of bare"])],
@@ -167,6 +166,11 @@ def footprint(r: dict[str, Any]) -> str:
          f"{idle['agent']['rssKbEnd'] / 1024:.1f} MiB", f"{r['rssRatio']:.2f}x", "≤ 1.5x",
          yes(r["targets"]["RSS within 1.5x of bare"])],
     ]
+    if "agent-pyside-scan" in idle:
+        scan = idle["agent-pyside-scan"]["rssKbEnd"]
+        rows.append(["… agent with PySide6's feature hook as it was (before 144c111)", "",
+                     f"{scan / 1024:.1f} MiB", f"{scan / idle['bare']['rssKbEnd']:.2f}x",
+                     "≤ 1.5x", ""])
     if "agent-arena2" in idle:
         rows.append(["… agent with `MALLOC_ARENA_MAX=2`", "",
                      f"{idle['agent-arena2']['rssKbEnd'] / 1024:.1f} MiB",
@@ -258,98 +262,90 @@ def soak(r: dict[str, Any], arena: dict[str, Any] | None) -> str:
 
 def imports(r: dict[str, Any]) -> str:
     rows = [[f"+ {s['step']}", f"{s['ms']:.0f} ms", f"{s['rssKb'] / 1024:.1f} MiB",
-             f"{s.get('msNoClick', 0):.0f} ms", f"{s.get('rssKbNoClick', 0) / 1024:.1f} MiB"]
+             f"{s.get('msScan', 0):.0f} ms", f"{s.get('rssKbScan', 0) / 1024:.1f} MiB"]
             for s in r["steps"]]
-    total = [sum(s[k] for s in r["steps"]) for k in ("ms", "rssKb")]
-    rows.append(["**total**", f"{total[0]:.0f} ms", f"{total[1] / 1024:.1f} MiB", "", ""])
+    total = [sum(s.get(k, 0) for s in r["steps"]) for k in ("ms", "rssKb", "msScan", "rssKbScan")]
+    rows.append(["**total**", f"{total[0]:.0f} ms", f"{total[1] / 1024:.1f} MiB",
+                 f"{total[2]:.0f} ms", f"{total[3] / 1024:.1f} MiB"])
     return table(["import (in this order, after the interpreter: "
-                  f"{r['baseRssKb'] / 1024:.1f} MiB)", "time", "RSS", "time without click",
-                  "RSS without click"], rows)
+                  f"{r['baseRssKb'] / 1024:.1f} MiB)", "time", "RSS",
+                  "time, PySide6 hook as it was", "RSS, PySide6 hook as it was"], rows)
 
 
 def popstack(r: dict[str, Any]) -> str:
     rows = []
     for x in r["rows"]:
         rows.append([str(x["live"]), "yes" if x["contactCacheHit"] else "no",
-                     "proposed" if x["patched"] else "as is", ms(x["incoming"]["p50"], 2),
+                     ms(x["incoming"]["p50"], 2),
                      ms(x["incoming"]["p95"], 2), ms(x["ended"]["p50"], 2)])
-    return table(["other live calls", "contact cache hit", "PopCard", "incomingCall p50",
+    return table(["other live calls", "contact cache hit", "incomingCall p50",
                   "incomingCall p95", "endedCall p50"], rows) + (
         f"\n\n{r['calls']} calls per row, each row a fresh process.")
 
 
-def summary(results: dict[str, dict[str, Any] | None]) -> str:
+def summary(results: dict[str, dict[str, Any] | None],
+            before: dict[str, dict[str, Any] | None]) -> str:
+    """One row per target: floor, the product now, the target, the verdict, the first run."""
     rows: list[list[str]] = []
-    lat = results.get("latency")
-    if lat:
-        p = lat.get("patched")
-        rows.append(["Latency (offscreen Qt): POST accepted → pop painted, p50",
-                     ms(lat["floor"]["p50"]), ms(lat["agentPop"]["p50"]),
-                     "within 5 ms of the floor",
-                     yes(lat["targets"]["p50 within 5 ms of the floor"]),
-                     ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
-        rows.append(["Latency (offscreen Qt): p99", ms(lat["floor"]["p99"]),
-                     ms(lat["agentPop"]["p99"]),
-                     "< 30 ms", yes(lat["targets"]["p99 under 30 ms"]),
-                     ms(p["agentPop"]["p99"]) if p else ""])
-    lx = results.get("latency-xvfb")
-    if lx:
-        p = lx.get("patched")
-        rows.append(["Latency on a real X server (Xvfb), p50", ms(lx["floor"]["p50"]),
-                     ms(lx["agentPop"]["p50"]), "within 5 ms of the floor",
-                     yes(lx["targets"]["p50 within 5 ms of the floor"]),
-                     ms(p["agentPop"]["p50"]) + f" (gap {p['gapP50Ms']:.1f} ms)" if p else ""])
-        rows.append(["Latency on a real X server, p99", ms(lx["floor"]["p99"]),
-                     ms(lx["agentPop"]["p99"]), "< 30 ms",
-                     yes(lx["targets"]["p99 under 30 ms"]),
-                     ms(p["agentPop"]["p99"]) if p else ""])
-    fan = results.get("fanout")
+    for name, where in (("latency", "offscreen Qt"), ("latency-xvfb", "real X server (Xvfb)")):
+        lat, b = results.get(name), before.get(name)
+        if lat:
+            rows.append([f"Latency ({where}): POST accepted → pop painted, p50",
+                         ms(lat["floor"]["p50"]), ms(lat["agentPop"]["p50"]) +
+                         f" (gap {lat['gapP50Ms']:.1f} ms)", "within 5 ms of the floor",
+                         yes(lat["targets"]["p50 within 5 ms of the floor"]),
+                         f"gap {b['gapP50Ms']:.1f} ms" if b else ""])
+            rows.append([f"Latency ({where}): p99", ms(lat["floor"]["p99"]),
+                         ms(lat["agentPop"]["p99"]), "< 30 ms",
+                         yes(lat["targets"]["p99 under 30 ms"]),
+                         ms(b["agentPop"]["p99"]) if b else ""])
+    fan, fb = results.get("fanout"), before.get("fanout")
     if fan:
         for n, row in fan["sizes"].items():
-            after = ""
-            best = "mock+patch+nodeflate" if "mock+patch+nodeflate" in row else "mock+patch"
-            ratio = "ratio_p50_nodeflate" if best == "mock+patch+nodeflate" else "ratio_p50_patched"
-            if best in row:
-                after = f"{ms(row[best]['last']['p50'])} ({row[ratio]:.2f}x)"
+            was = (fb or {}).get("sizes", {}).get(n)
             rows.append([f"Fan-out to {int(n):,}: last one has it, p50",
                          ms(row["floor"]["last"]["p50"]), ms(row["mock"]["last"]["p50"]) +
                          f" ({row['ratio_p50']:.2f}x)", "within 2x",
-                         yes(row["ratio_p50"] <= 2.0), after])
-    tp = results.get("throughput")
+                         yes(row["ratio_p50"] <= 2.0),
+                         f"{ms(was['mock']['last']['p50'])} ({was['ratio_p50']:.2f}x)"
+                         if was else ""])
+    tp, tb = results.get("throughput"), before.get("throughput")
     if tp:
-        fastest = (tp.get("proposed") or {}).get("nodelay+sender")
         rows.append(["Backend throughput, one negotiator, sustained", "–",
                      f"{tp['acceptedPerS']:.0f}/s accepted, {tp['deliveredPerS']:.0f}/s "
                      "delivered", "(measure)", "",
-                     f"{fastest['acceptedPerS']:.0f}/s, {fastest['deliveredPerS']:.0f}/s"
-                     if fastest else ""])
-    fp = results.get("footprint")
+                     f"{tb['acceptedPerS']:.0f}/s, {tb['deliveredPerS']:.0f}/s" if tb else ""])
+    fp, fpb = results.get("footprint"), before.get("footprint")
     if fp:
         idle, t = fp["idle"], fp["targets"]
         rows.append(["Start-up to tray visible, p50", ms(fp["startupMs"]["bare"]["p50"], 0),
                      ms(fp["startupMs"]["agent"]["p50"], 0) + f" ({fp['startupRatio']:.2f}x)",
                      "within 2x", yes(t["start-up within 2x of bare"]),
-                     (ms(fp["startupMs"]["agent-after-dock"]["p50"], 0) +
-                      f" ({fp['startupRatioAfterDock']:.2f}x, built after docking)")
-                     if "agent-after-dock" in fp["startupMs"] else ""])
+                     f"{ms(fpb['startupMs']['agent']['p50'], 0)} ({fpb['startupRatio']:.2f}x)"
+                     if fpb else ""])
         rows.append(["Idle RSS", f"{idle['bare']['rssKbEnd'] / 1024:.1f} MiB",
                      f"{idle['agent']['rssKbEnd'] / 1024:.1f} MiB ({fp['rssRatio']:.2f}x)",
-                     "within 1.5x", yes(t["RSS within 1.5x of bare"]), ""])
+                     "within 1.5x", yes(t["RSS within 1.5x of bare"]),
+                     f"{fpb['idle']['agent']['rssKbEnd'] / 1024:.1f} MiB "
+                     f"({fpb['rssRatio']:.2f}x)" if fpb else ""])
         rows.append([f"Idle CPU ({fp['idleSeconds']:.0f} s)",
                      f"{idle['bare']['cpuPercent']:.2f} %", f"{idle['agent']['cpuPercent']:.2f} %",
-                     "< 0.5 %", yes(t["idle CPU under 0.5 %"]), ""])
+                     "< 0.5 %", yes(t["idle CPU under 0.5 %"]),
+                     f"{fpb['idle']['agent']['cpuPercent']:.2f} %" if fpb else ""])
         rows.append(["Idle: fastest timer / busiest thread's wake-ups",
                      f"– / {idle['bare']['maxThreadWakeupsPerS']:.2f}/s",
                      f"{fp.get('maxTimerPerS', 0):.2f}/s / "
                      f"{idle['agent']['maxThreadWakeupsPerS']:.2f}/s", "no timer > 1/s",
-                     yes(t["no timer firing more than once a second"]), ""])
-    rec = results.get("recovery")
+                     yes(t["no timer firing more than once a second"]),
+                     f"– / {fpb['idle']['agent']['maxThreadWakeupsPerS']:.2f}/s" if fpb else ""])
+    rec, rb = results.get("recovery"), before.get("recovery")
     if rec:
-        pr = (rec.get("proposed") or {}).get("restart")
-        rows.append(["Backend restart → agent connected, p50",
+        rows.append(["Backend restart → agent connected, p50 / p95",
                      ms(rec["restart"]["floorMs"]["p50"], 0),
-                     ms(rec["restart"]["agentMs"]["p50"], 0), "(measure)", "",
-                     ms(pr["agentMs"]["p50"], 0) if pr else ""])
+                     f"{ms(rec['restart']['agentMs']['p50'], 0)} / "
+                     f"{ms(rec['restart']['agentMs']['p95'], 0)}", "(measure)", "",
+                     f"{ms(rb['restart']['agentMs']['p50'], 0)} / "
+                     f"{ms(rb['restart']['agentMs']['p95'], 0)}" if rb else ""])
         if rec.get("drop"):
             rows.append(["Dropped connection → agent connected, p50",
                          ms(rec["drop"]["floorMs"]["p50"], 0), ms(rec["drop"]["agentMs"]["p50"], 0),
@@ -362,18 +358,16 @@ def summary(results: dict[str, dict[str, Any] | None]) -> str:
                      "every call once, < 5 min",
                      yes(t["every call in the history exactly once"] and t["under 5 minutes"]
                          and t["no call popped twice"]), ""])
-        arena = results.get("soak-arena2")
         rows.append(["Soak: RSS growth after warm-up", "",
                      f"{sk['rssGrowthKb'] / 1024:+.1f} MiB", "< 5 MB",
-                     yes(t["RSS growth under 5 MB after warm-up"]),
-                     f"{arena['rssGrowthKb'] / 1024:+.1f} MiB (MALLOC_ARENA_MAX=2)" if arena
-                     else ""])
-    return table(["", "floor", "ours (product now)", "target", "", "proposed, not made yet"],
-                 rows)
+                     yes(t["RSS growth under 5 MB after warm-up"]), ""])
+    return table(["", "floor", "ours (product now)", "target", "", "first run (before)"], rows)
 
 
 def before_after(before: dict[str, dict[str, Any] | None],
+                 run2: dict[str, dict[str, Any] | None],
                  after: dict[str, dict[str, Any] | None]) -> str:
+    """The first run, the second (after the first round of changes), and the product now."""
     def get(d: dict[str, Any] | None, *path: str) -> Any:
         for key in path:
             if not isinstance(d, dict) or key not in d:
@@ -384,55 +378,47 @@ def before_after(before: dict[str, dict[str, Any] | None],
     def cell(v: Any, unit: str = "ms", digits: int = 1) -> str:
         return "–" if v is None else f"{v:,.{digits}f} {unit}".strip()
 
+    def mib(v: Any) -> str:
+        return "–" if v is None else f"{v / 1024:.1f} MiB"
+
     rows: list[list[str]] = []
+
+    def add(label: str, target: str, *path: str, unit: str = "ms", digits: int = 1,
+            name: str = "") -> None:
+        rows.append([label] + [cell(get(r.get(name), *path), unit, digits)
+                               for r in (before, run2, after)] + [target])
+
     for name, label in (("latency", "offscreen"), ("latency-xvfb", "X server")):
-        b, a = before.get(name), after.get(name)
-        rows.append([f"Latency ({label}): pop p50 − floor p50", cell(get(b, "gapP50Ms")),
-                     cell(get(b, "patched", "gapP50Ms")), cell(get(a, "gapP50Ms")), "≤ 5 ms"])
-        rows.append([f"Latency ({label}): pop p99", cell(get(b, "agentPop", "p99")),
-                     cell(get(b, "patched", "agentPop", "p99")), cell(get(a, "agentPop", "p99")),
-                     "< 30 ms"])
-        rows.append([f"Latency ({label}): `PopStack.on_event` p50",
-                     cell(get(b, "agentOnEventCpu", "p50")),
-                     cell(get(b, "patched", "agentOnEventCpu", "p50")),
-                     cell(get(a, "agentOnEventCpu", "p50")), ""])
+        add(f"Latency ({label}): pop p50 − floor p50", "≤ 5 ms", "gapP50Ms", name=name)
+        add(f"Latency ({label}): pop p99", "< 30 ms", "agentPop", "p99", name=name)
+        add(f"Latency ({label}): `PopStack.on_event` p50", "", "agentOnEventCpu", "p50",
+            name=name)
     for n in ("10", "100", "1000"):
-        b, a = before.get("fanout"), after.get("fanout")
-        fl = get(a, "sizes", n, "floor", "last", "p50")
-        rows.append([f"Fan-out to {int(n):,}: last has it, p50 (floor {cell(fl)})",
-                     cell(get(b, "sizes", n, "mock", "last", "p50")),
-                     cell(get(b, "sizes", n, "mock+patch+nodeflate", "last", "p50")),
-                     cell(get(a, "sizes", n, "mock", "last", "p50")), "≤ 2x floor"])
-    b, a = before.get("throughput"), after.get("throughput")
-    rows.append(["Throughput: accepted / delivered per s",
-                 f"{cell(get(b, 'acceptedPerS'), '', 0)} / {cell(get(b, 'deliveredPerS'), '', 0)}",
-                 f"{cell(get(b, 'proposed', 'nodelay+sender', 'acceptedPerS'), '', 0)} / "
-                 f"{cell(get(b, 'proposed', 'nodelay+sender', 'deliveredPerS'), '', 0)}",
-                 f"{cell(get(a, 'acceptedPerS'), '', 0)} / {cell(get(a, 'deliveredPerS'), '', 0)}",
-                 ""])
-    b, a = before.get("footprint"), after.get("footprint")
-    rows.append(["Start-up to tray visible, p50 (bare "
-                 f"{cell(get(a, 'startupMs', 'bare', 'p50'), 'ms', 0)})",
-                 cell(get(b, "startupMs", "agent", "p50"), "ms", 0),
-                 cell(get(b, "startupMs", "agent-tray-first", "p50"), "ms", 0),
-                 cell(get(a, "startupMs", "agent", "p50"), "ms", 0) + (
-                     f" (built after docking: "
-                     f"{cell(get(a, 'startupMs', 'agent-after-dock', 'p50'), 'ms', 0)})"
-                     if get(a, "startupMs", "agent-after-dock") else ""), "≤ 2x bare"])
-    rows.append(["Idle CPU", cell(get(b, "idle", "agent", "cpuPercent"), "%", 3),
-                 cell(get(b, "idle", "agent-ticks5", "cpuPercent"), "%", 3),
-                 cell(get(a, "idle", "agent", "cpuPercent"), "%", 3), "< 0.5 %"])
-    rows.append(["Idle wake-ups, worker thread", cell(get(b, "idle", "agent",
-                                                          "maxThreadWakeupsPerS"), "/s", 2),
-                 cell(get(b, "idle", "agent-ticks5", "maxThreadWakeupsPerS"), "/s", 2),
-                 cell(get(a, "idle", "agent", "maxThreadWakeupsPerS"), "/s", 2), ""])
-    b, a = before.get("recovery"), after.get("recovery")
+        fl = get(after.get("fanout"), "sizes", n, "floor", "last", "p50")
+        add(f"Fan-out to {int(n):,}: last has it, p50 (floor now {cell(fl)})", "≤ 2x floor",
+            "sizes", n, "mock", "last", "p50", name="fanout")
+    rows.append(["Throughput: accepted / delivered per s"] + [
+        f"{cell(get(r.get('throughput'), 'acceptedPerS'), '', 0)} / "
+        f"{cell(get(r.get('throughput'), 'deliveredPerS'), '', 0)}"
+        for r in (before, run2, after)] + [""])
+    add("Start-up to tray visible, p50", "≤ 2x bare", "startupMs", "agent", "p50", digits=0,
+        name="footprint")
+    add("… the bare tray app, p50", "", "startupMs", "bare", "p50", digits=0, name="footprint")
+    rows.append(["Idle RSS (bare tray app: "
+                 f"{mib(get(after.get('footprint'), 'idle', 'bare', 'rssKbEnd'))})"] +
+                [mib(get(r.get("footprint"), "idle", "agent", "rssKbEnd"))
+                 for r in (before, run2, after)] + ["≤ 1.5x bare"])
+    add("Idle CPU", "< 0.5 %", "idle", "agent", "cpuPercent", unit="%", digits=3,
+        name="footprint")
+    add("Idle wake-ups, worker thread", "", "idle", "agent", "maxThreadWakeupsPerS",
+        unit="/s", digits=2, name="footprint")
     for p in ("p50", "p95"):
-        rows.append([f"Restart → agent connected, {p}", cell(get(b, "restart", "agentMs", p)),
-                     cell(get(b, "proposed", "restart", "agentMs", p)),
-                     cell(get(a, "restart", "agentMs", p)), ""])
-    return table(["", "before (as it was)", "before, proposals patched in",
-                  "after (product now)", "target"], rows)
+        add(f"Restart → agent connected, {p}", "", "restart", "agentMs", p, name="recovery")
+    rows.append(["Soak: RSS growth after warm-up"] + [
+        "–" if get(r.get("soak"), "rssGrowthKb") is None
+        else f"{get(r.get('soak'), 'rssGrowthKb') / 1024:+.1f} MiB"
+        for r in (before, run2, after)] + ["< 5 MB"])
+    return table(["", "first run (0080e2e)", "second run (11b68ef)", "now", "target"], rows)
 
 
 def commands(results: dict[str, dict[str, Any] | None]) -> str:
@@ -498,11 +484,12 @@ def main() -> int:
              "soak-arena2", "import_costs", "popstack", "latency-xvfb"]
     results = {n: load(n, args.quick) for n in names}
     before = {n: load_before(n) for n in names}
+    run2 = {n: load_before(n, "run2") for n in names}
     sections: dict[str, Callable[[], str]] = {
         "machine": lambda: machine(next(r for r in results.values() if r is not None)),
         "commands": lambda: commands(results),
-        "summary": lambda: summary(results),
-        "before_after": lambda: before_after(before, results),
+        "summary": lambda: summary(results, before),
+        "before_after": lambda: before_after(before, run2, results),
         "before_commands": lambda: commands(before),
         "latency": lambda: latency(results["latency"]),  # type: ignore[arg-type]
         "latency_xvfb": lambda: latency(results["latency-xvfb"]),  # type: ignore[arg-type]
