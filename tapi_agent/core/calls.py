@@ -67,6 +67,9 @@ class CallSettings:
     stale_after_s: float = 90.0
     correlation_window_s: float = 30.0
     tombstone_s: float = 900.0
+    # Finished calls older than `stale_after_s` are forgotten beyond this many (a burst of
+    # calls must not keep 15 minutes of them); younger ones are always kept (see `_prune`).
+    tombstone_limit: int = 1024
     history_size: int = 50
     timezone: str = "Europe/London"
 
@@ -133,9 +136,11 @@ class CallBook:
         self.settings = settings or CallSettings()
         self._zone = ZoneInfo(self.settings.timezone)
         self._live: dict[str, _Call] = {}
-        # Finished calls: call id -> when the tombstone expires; id-less calls: key ->
+        # Finished calls: call id -> when the tombstone expires, and the ids oldest burial
+        # first (expiry order, as the tombstone time is fixed); id-less calls: key ->
         # (caller + destination, expiry, time of the call's last event).
         self._tomb_ids: dict[str, float] = {}
+        self._tomb_order: deque[str] = deque()
         self._tomb_pairs: dict[str, tuple[tuple[str, str], float, float]] = {}
         self._history: deque[HistoryEntry] = deque(maxlen=self.settings.history_size)
         self._anon = itertools.count(1)
@@ -274,13 +279,29 @@ class CallBook:
         return False
 
     def _prune(self, now: float) -> None:
-        self._tomb_ids = {k: t for k, t in self._tomb_ids.items() if t > now}
-        self._tomb_pairs = {k: v for k, v in self._tomb_pairs.items() if v[1] > now}
+        # Runs on every event and tick: only the oldest tombstones are looked at (amortised
+        # O(1)), never the whole table.
+        ids, order, s = self._tomb_ids, self._tomb_order, self.settings
+        while order:
+            expiry = ids[order[0]]
+            # Over the limit, a tombstone may go once older than the stale limit: any event
+            # sent before its call was buried is stale by then (history, never a pop).
+            old = now - (expiry - s.tombstone_s) > s.stale_after_s
+            if expiry <= now or (len(order) > s.tombstone_limit and old):
+                del ids[order.popleft()]
+            else:
+                break
+        if self._tomb_pairs:
+            self._tomb_pairs = {k: v for k, v in self._tomb_pairs.items() if v[1] > now}
 
     def _tombstone(
         self, key: str, call_id: str | None, pair: tuple[str, str], last: float, now: float
     ) -> None:
         if call_id is not None:
+            if call_id not in self._tomb_ids:
+                self._tomb_order.append(call_id)
+            # (Buried again: the later expiry holds; its place in the order stays, which
+            # only delays pruning the ones behind it.)
             self._tomb_ids[call_id] = now + self.settings.tombstone_s
         else:
             self._tomb_pairs[key] = (pair, now + self.settings.correlation_window_s, last)

@@ -8,7 +8,7 @@ client can resume after a drop and drop duplicates. Time comes in as `now` (mono
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -142,11 +142,16 @@ class ConnectionMachine:
 
 
 class BoundedSet:
-    """A set that forgets its oldest members beyond `limit` (memory stays flat for months)."""
+    """A set that forgets its oldest members beyond `limit` (memory stays flat for months).
+
+    A plain set plus a deque of insertion order (a few pointers per member, far less than an
+    ordered dict's node); adding a member it already holds changes nothing.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._items: OrderedDict[Hashable, None] = OrderedDict()
+        self._items: set[Hashable] = set()
+        self._order: deque[Hashable] = deque()
 
     def __contains__(self, item: object) -> bool:
         return item in self._items
@@ -156,10 +161,105 @@ class BoundedSet:
 
     def add(self, item: Hashable) -> None:
         """Remember `item`, forgetting the oldest one when full."""
-        self._items[item] = None
-        self._items.move_to_end(item)
-        while len(self._items) > self.limit:
-            self._items.popitem(last=False)
+        if item in self._items:
+            return
+        self._items.add(item)
+        self._order.append(item)
+        while len(self._order) > self.limit:
+            self._items.discard(self._order.popleft())
+
+    def clear(self) -> None:
+        """Forget everything."""
+        self._items.clear()
+        self._order.clear()
+
+
+class SeqWindow:
+    """The seqs seen among the newest `size` by value (one bit each, in one int).
+
+    A seq more than `size` below the highest seen counts as seen: the backend retains far
+    fewer unacknowledged events than that (DESIGN.md section 4), so it can only be a repeat.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._top: int | None = None
+        self._bits = 0  # bit i set: seq `_top - i` was seen
+        self._mask = (1 << size) - 1
+
+    def __len__(self) -> int:
+        """How many seqs in the window were seen."""
+        return self._bits.bit_count()
+
+    def __contains__(self, seq: int) -> bool:
+        top = self._top
+        if top is None or seq > top:
+            return False
+        age = top - seq
+        return age >= self.size or bool(self._bits >> age & 1)
+
+    def add(self, seq: int) -> None:
+        """Remember `seq` (the window slides up when it is the highest so far)."""
+        top = self._top
+        if top is None or seq > top:
+            shift = 0 if top is None else seq - top
+            self._bits = ((self._bits << shift) | 1) & self._mask if shift < self.size else 1
+            self._top = seq
+        elif top - seq < self.size:
+            self._bits |= 1 << (top - seq)
+
+    def clear(self) -> None:
+        """Forget everything (a new epoch numbers from 1 again)."""
+        self._top = None
+        self._bits = 0
+
+
+# One bit per subType in the per-call dedupe (masks stay small ints, which Python shares).
+_SUB_TYPE_BITS = {"incomingCall": 1, "answeredCall": 2, "endedCall": 4, "missedCall": 8}
+_MAX_SUB_TYPE_BITS = 62
+
+
+class CallKeys:
+    """The (callId, subType) pairs seen, for the newest `limit` calls: one entry per call.
+
+    A call id maps to a bit mask of its subTypes, so a call costs one dict slot (and its id,
+    which the CallBook holds anyway) instead of one tuple per event.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._masks: dict[str, int] = {}
+        self._order: deque[str] = deque()
+        self._bits = dict(_SUB_TYPE_BITS)
+
+    def __len__(self) -> int:
+        """How many calls are remembered."""
+        return len(self._masks)
+
+    def _bit(self, sub_type: str) -> int:
+        bit = self._bits.get(sub_type)
+        if bit is None:
+            # Envelope validation admits only a handful of subTypes; anything else shares
+            # the last bit rather than letting the table grow.
+            bit = 1 << min(len(self._bits), _MAX_SUB_TYPE_BITS)
+            if len(self._bits) < _MAX_SUB_TYPE_BITS:
+                self._bits[sub_type] = bit
+        return bit
+
+    def add(self, call_id: str, sub_type: str) -> bool:
+        """Remember the pair; False when it was already there (a duplicate)."""
+        bit = self._bit(sub_type)
+        mask = self._masks.get(call_id)
+        if mask is None:
+            self._masks[call_id] = bit
+            self._order.append(call_id)
+            while len(self._order) > self.limit:
+                del self._masks[self._order.popleft()]
+            return True
+        if mask & bit:
+            return False
+        self._masks[call_id] = mask | bit
+        return True
 
 
 @dataclass(frozen=True)
@@ -176,17 +276,23 @@ class Continuity:
 
     `last_seq` is a watermark: every seq from the start of our view of the epoch up to it was
     seen, so resuming from it cannot skip an event that arrived out of order. Events are
-    deduplicated by (epoch, seq) and by (callId, subType), in sets bounded by `limit`.
+    deduplicated by seq within the epoch (a window of the newest `limit` seqs, one bit each)
+    and by (callId, subType) across epochs (the newest `limit` calls).
+
+    `limit` only needs to cover what can come again: the backend retains at most 1,000
+    unacknowledged events (DESIGN.md section 4), and a finished call's late events are also
+    stopped by the CallBook's tombstones; the default is twice the retention.
     """
 
-    def __init__(self, limit: int = 4096) -> None:
+    def __init__(self, limit: int = 2048) -> None:
         self.limit = limit
         self.epoch: str | None = None
         self.last_seq = 0
         self._based = False  # whether last_seq is anchored in this epoch yet
         self._ahead: set[int] = set()  # seen seqs above the watermark, current epoch
-        self._seen = BoundedSet(limit)  # (epoch, seq)
-        self._calls = BoundedSet(limit)  # (callId, subType)
+        # Seqs of the current epoch only: frames of any other epoch are refused before this.
+        self._seen = SeqWindow(limit)
+        self._calls = CallKeys(limit)  # survives a new epoch: a restart may resend a call
 
     def on_welcome(self, epoch: str) -> WelcomeOutcome:
         """A connection was welcomed in `epoch`: resume if we know it, note when it changed.
@@ -200,6 +306,7 @@ class Continuity:
         self.epoch = epoch
         self.last_seq = 0
         self._ahead.clear()
+        self._seen.clear()
         if previous is None:
             # First contact: we join the epoch mid-way; anchor on the first event we see.
             self._based = False
@@ -212,21 +319,16 @@ class Continuity:
         if epoch != self.epoch:
             # Frames only come after the welcome that set the epoch; anything else is foreign.
             return False
-        if (epoch, seq) in self._seen:
+        if seq in self._seen:
             return False
-        self._seen.add((epoch, seq))
+        self._seen.add(seq)
         if not self._based:
             self.last_seq = seq - 1
             self._based = True
         if seq > self.last_seq:
             self._ahead.add(seq)
             self._advance()
-        if call_id is not None:
-            key = (call_id, sub_type)
-            if key in self._calls:
-                return False
-            self._calls.add(key)
-        return True
+        return call_id is None or self._calls.add(call_id, sub_type)
 
     def _advance(self) -> None:
         while self.last_seq + 1 in self._ahead:

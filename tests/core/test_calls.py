@@ -254,6 +254,38 @@ def test_tombstones_expire_after_their_time() -> None:
     assert [c.action for c in book.apply(ev("in", at=T0 + 101), T0 + 101)] == ["open"]
 
 
+def test_tombstones_beyond_the_limit_are_forgotten_once_older_than_the_stale_limit() -> None:
+    settings = CallSettings(tombstone_s=900, tombstone_limit=10, stale_after_s=90)
+    book = CallBook("ME", settings)
+    for i in range(200):  # a burst: one finished call a second
+        book.apply(ev("end", f"c{i}", at=T0 + i), T0 + i)
+    now = T0 + 199
+    # Calls buried within the stale limit are all kept, older ones only up to the limit.
+    assert len(book._tomb_ids) == len(book._tomb_order) == 91
+    assert "c108" not in book._tomb_ids and "c109" in book._tomb_ids
+    # A ring re-sent now for a call buried 90 s ago still finds its tombstone: no pop, and
+    # no second history entry.
+    assert book.apply(ev("in", "c109", at=now), now) == []
+    assert book.apply(ev("ans", "c150", by="ME", at=now), now) == []
+    assert book.history[0].call_id == "c199" and len(book.history) == 50
+    later = T0 + 400
+    book.tick(later)
+    assert len(book._tomb_ids) == 10  # quiet again: down to the limit
+
+
+def test_a_long_soak_of_calls_keeps_the_tombstones_bounded() -> None:
+    settings = CallSettings(ring_timeout_s=60, stale_after_s=90, tombstone_limit=100)
+    book = CallBook("ME", settings)
+    for i in range(5000):  # ten calls a second
+        now = T0 + i / 10
+        book.apply(ev("in", f"c{i}", at=now), now)
+        book.apply(ev("end", f"c{i}", at=now), now)
+        book.tick(now + settings.linger_s)
+    assert len(book.live) == 0
+    assert len(book._tomb_ids) <= 100 + 10 * 91
+    assert book.apply(ev("in", "c4999", at=T0 + 499.9), T0 + 506) == []  # never reopens
+
+
 def test_me_can_change_after_sign_in() -> None:
     book = CallBook("", S)
     book.me = "JAS"

@@ -8,9 +8,11 @@ from hypothesis import strategies as st
 from tapi_agent.core.backoff import Backoff
 from tapi_agent.core.connection import (
     BoundedSet,
+    CallKeys,
     ConnectionMachine,
     ConnState,
     Continuity,
+    SeqWindow,
 )
 
 
@@ -183,6 +185,77 @@ def test_bounded_set_forgets_the_oldest() -> None:
         s.add(item)
     assert "a" not in s
     assert all(x in s for x in "bcd")
+
+
+def test_bounded_set_does_not_count_a_member_twice() -> None:
+    s = BoundedSet(2)
+    for item in "aab":
+        s.add(item)
+    assert len(s) == 2 and "a" in s and "b" in s
+
+
+def test_after_many_events_the_dedupe_holds_its_limit_and_still_drops_a_recent_duplicate() -> (
+    None
+):
+    c = Continuity(limit=64)
+    c.on_welcome("e")
+    for seq in range(1, 20_001):
+        kind = ("incomingCall", "answeredCall", "endedCall")[seq % 3]
+        assert c.accept("e", seq, f"call-{seq // 3}", kind)
+    assert len(c._seen) <= 64
+    assert len(c._calls) <= 64
+    assert not c.accept("e", 19_990, "call-6663", "incomingCall")  # redelivered, inside
+    assert not c.accept("e", 20_001, "call-6666", "endedCall")  # same call event, new seq
+    assert c.accept("e", 20_002, "call-6667", "incomingCall")  # a new call still gets in
+    assert c.last_seq == 20_002
+
+
+def test_a_seq_far_below_the_window_is_dropped_as_a_repeat() -> None:
+    c = Continuity(limit=64)
+    c.on_welcome("e")
+    for seq in range(1, 201):
+        c.accept("e", seq, None, "incomingCall")
+    # The backend retains far fewer events than the window: a seq this old was seen.
+    assert not c.accept("e", 100, None, "incomingCall")
+
+
+def test_a_new_epoch_restarts_the_seq_window_but_keeps_the_calls() -> None:
+    c = Continuity(limit=64)
+    c.on_welcome("e1")
+    for seq in range(1, 101):
+        c.accept("e1", seq, f"c{seq}", "incomingCall")
+    c.on_welcome("e2")
+    assert len(c._seen) == 0
+    assert c.accept("e2", 1, "new", "incomingCall")  # seq 1 again, in the new run
+    assert not c.accept("e2", 2, "c100", "incomingCall")  # a call seen before the restart
+
+
+def test_seq_window_slides_up_and_remembers_only_its_width() -> None:
+    w = SeqWindow(8)
+    for seq in (5, 3, 9):
+        w.add(seq)
+    assert all(s in w for s in (3, 5, 9)) and 4 not in w and 10 not in w
+    w.add(100)  # a jump wider than the window: only 100 is left
+    assert 100 in w and 99 not in w and len(w) == 1
+    assert 92 in w  # below the window: counted as seen
+    w.clear()
+    assert 100 not in w and len(w) == 0
+
+
+def test_call_keys_keep_one_entry_per_call_and_forget_the_oldest_call() -> None:
+    keys = CallKeys(2)
+    assert keys.add("a", "incomingCall") and keys.add("a", "answeredCall")
+    assert not keys.add("a", "incomingCall")
+    assert keys.add("b", "incomingCall") and keys.add("c", "incomingCall")
+    assert len(keys) == 2
+    assert keys.add("a", "incomingCall")  # forgotten: the oldest call went first
+    assert not keys.add("c", "incomingCall")
+
+
+def test_call_keys_tell_unknown_sub_types_apart() -> None:
+    keys = CallKeys(8)
+    assert keys.add("a", "x") and keys.add("a", "y")
+    assert not keys.add("a", "x") and not keys.add("a", "y")
 
 
 def test_after_a_restart_close_retries_stay_quick_for_the_restart_window() -> None:
