@@ -26,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
+import signal
 import sys
 import time
 from collections import Counter
@@ -50,6 +52,66 @@ from common import (
 )
 
 AGENT_SETTINGS = ("--set", "calls.answered_elsewhere_close_s=0", "--count-history")
+
+# `--tracemalloc DIR`: the agent runs with tracemalloc on from the start (PYTHONTRACEMALLOC)
+# and this sitecustomize (first on its PYTHONPATH) dumps a snapshot, after a full collection,
+# on each SIGUSR1; the driver signals after each RSS reading and diffs warm-up against the end
+# (what was allocated and is still alive, by line). A measuring hook: it slows the agent.
+SNAPSHOT_HOOK = """
+import gc, os, signal, tracemalloc
+_n = [0]
+def _snapshot(signum, frame):
+    gc.collect()
+    path = os.path.join(os.environ["BENCH_SNAPSHOT_DIR"], f"{_n[0]}.snap")
+    tracemalloc.take_snapshot().dump(path + ".tmp")
+    os.replace(path + ".tmp", path)
+    _n[0] += 1
+signal.signal(signal.SIGUSR1, _snapshot)
+"""
+
+
+def snapshot_env(directory: Path) -> dict[str, str]:
+    """Agent environment for `--tracemalloc`: the hook above, tracing from the start."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.snap"):
+        old.unlink()
+    (directory / "sitecustomize.py").write_text(SNAPSHOT_HOOK)
+    return {"PYTHONTRACEMALLOC": "8", "BENCH_SNAPSHOT_DIR": str(directory),
+            "PYTHONPATH": str(directory)}
+
+
+async def take_snapshot(agent: AgentProc, directory: Path | None, index: int) -> None:
+    """With `--tracemalloc`: have the agent dump snapshot `index` and wait until it is written."""
+    if directory is None:
+        return
+    os.kill(agent.pid, signal.SIGUSR1)
+    path = directory / f"{index}.snap"
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"soak: no snapshot {path}")
+        await asyncio.sleep(0.2)
+
+
+def snapshot_growth(directory: Path, top: int = 25) -> list[str]:
+    """Allocations alive at the end minus those at the warm-up reading, by line and by file."""
+    import tracemalloc
+
+    first = tracemalloc.Snapshot.load(str(directory / "0.snap"))
+    last = max(directory.glob("*.snap"), key=lambda p: int(p.stem))
+    end = tracemalloc.Snapshot.load(str(last))
+    lines = []
+    for key in ("filename", "lineno"):
+        stats = end.compare_to(first, key)
+        total = sum(s.size_diff for s in stats)
+        lines.append(f"-- tracemalloc growth by {key}: {total / 1024:+.0f} KiB in all")
+        lines += [str(s) for s in stats[:top]]
+    stats = end.compare_to(first, "traceback")
+    lines.append("-- largest growths with their tracebacks")
+    for s in stats[:8]:
+        lines.append(f"{s.size_diff / 1024:+.0f} KiB, {s.count_diff:+d} blocks")
+        lines += ["    " + ln for ln in s.traceback.format()]
+    return lines
 
 
 class Pool:
@@ -171,8 +233,10 @@ async def rss_now(agent: AgentProc, ledger: Ledger) -> int:
 
 
 async def run(calls: int, rate: float, seed: int,
-              agent_env: dict[str, str] | None = None) -> dict[str, Any]:
+              agent_env: dict[str, str] | None = None,
+              snapshots: Path | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
+    snapshot_count = 0
     backend = Backend.start()
     timeline: list[dict[str, Any]] = []
     t_start = time.monotonic()
@@ -182,8 +246,11 @@ async def run(calls: int, rate: float, seed: int,
         print(f"[{timeline[-1]['atS']:7.2f} s] {what} {fields if fields else ''}", flush=True)
 
     try:
+        env = dict(agent_env or {})
+        if snapshots is not None:
+            env.update(snapshot_env(snapshots))
         agent = await AgentProc.start(backend.base_url, *AGENT_SETTINGS, keep=False,
-                                      env=child_env(**(agent_env or {})))
+                                      env=child_env(**env))
         ledger = Ledger()
         follower = asyncio.create_task(ledger.follow(agent))
         await ledger.wait(lambda: ledger.connects >= 1, 60, "the agent to connect")
@@ -212,6 +279,8 @@ async def run(calls: int, rate: float, seed: int,
                                       f"the agent to account for {i} calls")
                     if i == warm:
                         rss_warm = await rss_now(agent, ledger)
+                        await take_snapshot(agent, snapshots, snapshot_count)
+                        snapshot_count += 1
                         mark("warm-up done", calls=i, rssKb=rss_warm)
                     else:
                         mark("quiet point", calls=i, rssKb=await rss_now(agent, ledger),
@@ -263,6 +332,7 @@ async def run(calls: int, rate: float, seed: int,
                 await asyncio.sleep(0.5)
                 rss_end = await rss_now(agent, ledger)
             mark("final reading", rssKb=rss_end, **reading(ledger))
+            await take_snapshot(agent, snapshots, snapshot_count)
         await agent.stop()
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
@@ -311,10 +381,13 @@ def main() -> int:
     parser.add_argument("--agent-env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the agent (e.g. MALLOC_ARENA_MAX=2)")
     parser.add_argument("--name", default="soak", help="result file name (default soak)")
+    parser.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR",
+                        help="trace the agent's allocations (slower) and print what grew "
+                             "between the warm-up and the end (snapshots kept in DIR)")
     args = parser.parse_args()
     calls = args.calls or (1000 if args.quick else 10000)
     env = dict(item.split("=", 1) for item in args.agent_env)
-    out = asyncio.run(run(calls, args.rate, args.seed, env))
+    out = asyncio.run(run(calls, args.rate, args.seed, env, args.tracemalloc))
     print(f"{out['calls']} calls, {out['posts']} POSTs in {out['durationS']:.0f} s; "
           f"agent connected {out['agentConnects']} times")
     print(f"history entries per call: {out['historyEntriesPerCall']}")
@@ -328,6 +401,8 @@ def main() -> int:
         print(f"after malloc_trim(0): {out['rssTrimmedKbAfterWarmup'] / 1024:.1f} MiB -> "
               f"{out['rssTrimmedKbEnd'] / 1024:.1f} MiB")
     print(f"targets: {out['targets']}")
+    if args.tracemalloc is not None:
+        print("\n".join(snapshot_growth(args.tracemalloc)))
     write_result(args.name, out, quick=args.quick)
     return 0
 
