@@ -1,6 +1,7 @@
 """Fan-out: one hunt-group notification to 10, 100 and 1,000 connected negotiators.
 
-    .venv/bin/python benchmarks/bench_fanout.py [--quick]
+    .venv/bin/python benchmarks/bench_fanout.py [--quick] [--no-patch] [--sizes 10,100]
+                                                [--rounds N] [--httpx]
 
 Measures the time from the provider's request leaving the driver to the moment the last of N
 negotiators has the frame (and the first; and `acceptedToLast`, from the frame's `sentAt`, the
@@ -10,6 +11,9 @@ server's accept time at millisecond resolution, which leaves the HTTP request ou
 - `mock+patch`: the same with the `Hub.deliver` change proposed in BENCHMARKS.md applied;
 - `mock+patch+nodeflate`: and without permessage-deflate on the stream (also proposed).
 The N clients live in their own process (`fanout_clients.py`); each server in its own.
+The provider's POST goes out over one raw keep-alive socket, built before the clock starts, as
+the floor's trigger is a few bytes on an open websocket (`--httpx` also runs the mock driven
+by httpx, the driver before, whose own Python cost landed in the mock's figures).
 """
 
 from __future__ import annotations
