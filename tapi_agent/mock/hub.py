@@ -146,8 +146,7 @@ class Connection:
         if self.closed:
             return
         if self._can_send_now() and (delivery is None or self.hub.plain(self.negotiator_id)):
-            self._send_now(text)
-            if delivery is not None:
+            if self._send_now(text) and delivery is not None:
                 self.hub.journal_soon(self, delivery)
             return
         self.queue.put_nowait((text, delivery))
@@ -162,7 +161,7 @@ class Connection:
         return (wakeup is not None and not wakeup.done() and self.queue.empty()
                 and not self.silent and (self._pending is None or self._pending.done()))
 
-    def _send_now(self, text: str) -> None:
+    def _send_now(self, text: str) -> bool:
         # Fan-out latency: a frame written from the POST handler itself reaches the socket
         # before the 202 is built, with no wake-up of a sender task per recipient (three
         # loop turns each through a queue). The ASGI send does not suspend while the transport
@@ -173,14 +172,15 @@ class Connection:
         try:
             waiting = send.send(None)
         except StopIteration:
-            return
+            return True
         except Exception as exc:  # a socket that went away mid-send: the receive loop cleans up
             _log.debug("direct send on %s failed: %s", self.id, exc)
-            self.closed = True
+            self.closed = True  # as the sender does on a failed send: nothing more goes out
             if self._sender is not None:
                 self._sender.cancel()
-            return
+            return False
         self._pending = asyncio.get_running_loop().create_task(_finish(send, waiting))
+        return True
 
     async def _send_raw(self, text: str) -> None:
         if self.websocket.application_state == WebSocketState.CONNECTED and not self.closed:

@@ -200,6 +200,7 @@ def test_journal_records_deliveries_with_connection_and_seq_and_can_be_cleared(
                          if e["kind"] == "delivery"), None)
 
         entry = wait_until(delivery)
+        assert entry is not None
         assert (entry["connectionId"], entry["seq"], entry["notificationId"],
                 entry["negotiatorId"]) == (cid, 1, nid, "JAS")
     assert api.http.delete("/_mock/journal").status_code == 204

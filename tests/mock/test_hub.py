@@ -211,3 +211,30 @@ def test_a_silent_connection_gets_nothing_sent_directly() -> None:
         return sock.sent
 
     assert asyncio.run(scenario()) == []
+
+
+class BrokenSocket(RecordingSocket):
+    """A socket that went away: every send raises, as uvicorn's does after a disconnect."""
+
+    async def send_text(self, text: str) -> None:
+        raise RuntimeError("client disconnected")
+
+
+def test_a_failed_direct_send_stops_the_connection_and_is_not_journaled() -> None:
+    async def scenario() -> tuple[Connection, list[dict[str, Any]]]:
+        journal: list[dict[str, Any]] = []
+        hub = Hub(heartbeat_ms=60_000, retention_s=300, retention_max=1000,
+                  journal=journal.append)
+        conn = Connection(hub, cast(WebSocket, BrokenSocket()), "JAS", "AgencyCloud", 0.0)
+        hub.add(conn)
+        await _until(lambda: conn._wakeup is not None, "sender idle")
+        hub.deliver("JAS", _envelope(["JAS"]), "n-1", datetime.now(UTC))
+        sender = conn._sender
+        assert sender is not None
+        await asyncio.gather(sender, return_exceptions=True)
+        return conn, journal
+
+    conn, journal = asyncio.run(scenario())
+    assert conn.closed and journal == []
+    # Still retained: a resume on the next connection replays it.
+    assert 1 in conn.hub.channel("JAS").retained

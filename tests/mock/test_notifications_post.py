@@ -132,5 +132,6 @@ def test_accepted_post_appears_in_the_journal(mock_server: MockServer, api: Api)
                      and e["kind"] == "request"), None)
 
     entry = wait_until(journal_entry, what="request in journal")
+    assert entry is not None
     assert entry["method"] == "POST" and entry["path"] == "/notifications"
     assert entry["status"] == 202
