@@ -103,6 +103,9 @@ async def _finish(send: Coroutine[Any, Any, None], waiting: Any) -> None:
             waiting = send.send(None)
         except StopIteration:
             return
+        except Exception as exc:  # the socket went away meanwhile: the receive loop cleans up
+            _log.debug("delayed direct send failed: %s", exc)
+            return
 
 
 class Connection:

@@ -238,3 +238,30 @@ def test_a_failed_direct_send_stops_the_connection_and_is_not_journaled() -> Non
     assert conn.closed and journal == []
     # Still retained: a resume on the next connection replays it.
     assert 1 in conn.hub.channel("JAS").retained
+
+
+class DroppingSocket(RecordingSocket):
+    """A paused socket that is gone by the time it could write again."""
+
+    async def send_text(self, text: str) -> None:
+        await self.writable.wait()
+        raise RuntimeError("client disconnected")
+
+
+def test_a_direct_send_whose_socket_goes_while_it_waits_ends_quietly() -> None:
+    async def scenario() -> BaseException | None:
+        hub = _hub()
+        sock = DroppingSocket()
+        conn = Connection(hub, cast(WebSocket, sock), "JAS", "AgencyCloud", 0.0)
+        hub.add(conn)
+        await _until(lambda: conn._wakeup is not None, "sender idle")
+        sock.writable.clear()
+        hub.deliver("JAS", _envelope(["JAS"]), "n-1", datetime.now(UTC))
+        pending = conn._pending
+        assert pending is not None
+        sock.writable.set()
+        await asyncio.wait([pending], timeout=10)
+        await conn.finish()
+        return pending.exception()
+
+    assert asyncio.run(scenario()) is None
