@@ -79,7 +79,8 @@ class ConnectionMachine:
     def connected(self, now: float) -> ConnectionStatus:
         """The backend welcomed us."""
         self._attempt = 0
-        self._restart_until = None
+        # The restart window (close 1012) stays open until this connection proves stable:
+        # a backend on its way down can still welcome a reconnect and then drop it.
         self._connected_at = now
         self._offline_since = None
         return self._set(ConnState.CONNECTED, 0, None, "Connected")
@@ -93,12 +94,15 @@ class ConnectionMachine:
         sleep); it is granted unless connections keep dying young, which then back off.
         `restarting` (close 1012) keeps retries quick for `Backoff.restart_window_s`.
         """
-        if restarting:
-            self._restart_until = now + self.backoff.restart_window_s
         if self._connected_at is not None:
             lived = now - self._connected_at
-            self._quick_drops = self._quick_drops + 1 if lived < self.backoff.stable_after_s else 0
+            stable = lived >= self.backoff.stable_after_s
+            self._quick_drops = 0 if stable else self._quick_drops + 1
+            if stable:
+                self._restart_until = None  # that restart is over
             self._connected_at = None
+        if restarting:
+            self._restart_until = now + self.backoff.restart_window_s
         if self._offline_since is None:
             self._offline_since = now
         offline_for = now - self._offline_since

@@ -274,3 +274,25 @@ def test_after_a_restart_close_retries_stay_quick_for_the_restart_window() -> No
     assert m.lost(200.0).retry_in_ms == 0
     m.attempting(200.0)
     assert m.lost(200.0).retry_in_ms == 1000  # a later ordinary drop backs off normally
+
+
+def test_a_reconnect_the_restarting_backend_drops_again_keeps_retries_quick() -> None:
+    # 1012, the agent reconnects at once, the old server (still going down) welcomes it and
+    # drops it; the backend is then away for a while: retries must stay quick, not double.
+    m = machine()
+    m.attempting(0.0)
+    m.connected(0.0)
+    assert m.lost(60.0, immediate=True, restarting=True).retry_in_ms == 0
+    m.attempting(60.0)
+    m.connected(60.05)
+    delays = [m.lost(60.1, reason="closed with code 1006").retry_in_ms]
+    for t in (60.5, 61.0, 61.5, 62.0, 62.5, 63.0):
+        m.attempting(t)
+        delays.append(m.lost(t).retry_in_ms)
+    assert all(d is not None and d <= 500 for d in delays), delays
+    # Once a connection has lived long enough to be stable, that restart is over.
+    m.attempting(64.0)
+    m.connected(64.0)
+    assert m.lost(80.0).retry_in_ms == 0  # first drop of a stable link: at once
+    m.attempting(80.0)
+    assert m.lost(80.0).retry_in_ms == 1000  # then the ordinary backoff
