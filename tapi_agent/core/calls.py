@@ -9,6 +9,7 @@ correlate by caller + destination; stale events go to history, never to a pop.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -141,6 +142,7 @@ class CallBook:
         # (caller + destination, expiry, time of the call's last event).
         self._tomb_ids: dict[str, float] = {}
         self._tomb_order: deque[str] = deque()
+        self._expiry = 0.0  # the last tombstone expiry, shared by calls buried in one second
         self._tomb_pairs: dict[str, tuple[tuple[str, str], float, float]] = {}
         self._history: deque[HistoryEntry] = deque(maxlen=self.settings.history_size)
         self._anon = itertools.count(1)
@@ -301,8 +303,12 @@ class CallBook:
             if call_id not in self._tomb_ids:
                 self._tomb_order.append(call_id)
             # (Buried again: the later expiry holds; its place in the order stays, which
-            # only delays pruning the ones behind it.)
-            self._tomb_ids[call_id] = now + self.settings.tombstone_s
+            # only delays pruning the ones behind it.) Rounded up to a whole second so that
+            # a burst of calls shares one float instead of keeping one each.
+            expiry = float(math.ceil(now + self.settings.tombstone_s))
+            if expiry != self._expiry:
+                self._expiry = expiry
+            self._tomb_ids[call_id] = self._expiry
         else:
             self._tomb_pairs[key] = (pair, now + self.settings.correlation_window_s, last)
 

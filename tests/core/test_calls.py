@@ -286,6 +286,16 @@ def test_a_long_soak_of_calls_keeps_the_tombstones_bounded() -> None:
     assert book.apply(ev("in", "c4999", at=T0 + 499.9), T0 + 506) == []  # never reopens
 
 
+def test_calls_buried_in_the_same_second_share_one_expiry() -> None:
+    book = CallBook("ME", CallSettings(tombstone_s=100))
+    for i in range(100):
+        book.apply(ev("end", f"c{i}", at=T0 + 0.2 + i / 1000), T0 + 0.2 + i / 1000)
+    expiries = list(book._tomb_ids.values())
+    assert len({id(t) for t in expiries}) == 1 and expiries[0] == T0 + 101
+    assert book.apply(ev("in", "c0", at=T0 + 100.5), T0 + 100.5) == []  # never early
+    assert [c.action for c in book.apply(ev("in", "c0", at=T0 + 101), T0 + 101)] == ["open"]
+
+
 def test_me_can_change_after_sign_in() -> None:
     book = CallBook("", S)
     book.me = "JAS"
