@@ -124,7 +124,7 @@ def count_asyncio_timers() -> None:
             frame = frame.f_back  # type: ignore[assignment]
         if frame is not None:
             code = frame.f_code
-            TIMERS[f"{code.co_name} ({Path(code.co_filename).name}:{frame.f_lineno})"] += 1
+            TIMERS[f"{code.co_name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})"] += 1
         return original(self, when, callback, *args, context=context)
 
     base_events.BaseEventLoop.call_at = call_at  # type: ignore[method-assign,assignment]
