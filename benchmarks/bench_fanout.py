@@ -1,6 +1,6 @@
 """Fan-out: one hunt-group notification to 10, 100 and 1,000 connected negotiators.
 
-    .venv/bin/python benchmarks/bench_fanout.py [--quick] [--no-patch] [--sizes 10,100]
+    .venv/bin/python benchmarks/bench_fanout.py [--quick] [--sizes 10,100]
                                                 [--rounds N] [--httpx]
 
 Measures the time from the provider's request leaving the driver to the moment the last of N
@@ -8,9 +8,8 @@ negotiators has the frame (and the first; and `acceptedToLast`, from the frame's
 server's accept time at millisecond resolution, which leaves the HTTP request out), for:
 - `floor`: `floor_broadcast.py`, a minimal websockets server broadcasting one frame to N clients;
 - `mock`: the mock backend, `POST /notifications` with N targets (B0001..BNNNN), one socket each;
-(The first runs also measured `mock+patch` variants, proposals the product has since made;
-`benchmarks/backend.py` no longer has them and `--no-patch` is kept only so the documented
-command still works.)
+(The first runs also measured `mock+patch` variants, proposals the product has since made:
+`results/before/fanout.json`.)
 The N clients live in their own process (`fanout_clients.py`); each server in its own.
 The provider's POST goes out over one raw keep-alive socket, built before the clock starts, as
 the floor's trigger is a few bytes on an open websocket (`--httpx` also runs the mock driven
@@ -219,8 +218,6 @@ def main() -> int:
     parser.add_argument("--httpx", action="store_true",
                         help="also drive the mock with httpx (the driver before)")
     parser.add_argument("--rounds", type=int, default=0, help="rounds per size (default 20)")
-    parser.add_argument("--no-patch", action="store_true",
-                        help="accepted for the documented command; there are no patch runs now")
     args = parser.parse_args()
     raise_nofile(16384)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (

@@ -12,7 +12,7 @@ PY=.venv/bin/python
 $PY benchmarks/bench_latency.py "$@"
 $PY benchmarks/bench_latency.py --display xvfb "$@"
 $PY benchmarks/bench_popstack.py "$@"
-$PY benchmarks/bench_fanout.py --no-patch "$@"
+$PY benchmarks/bench_fanout.py "$@"
 $PY benchmarks/bench_throughput.py "$@"
 $PY benchmarks/bench_footprint.py "$@"
 $PY benchmarks/import_costs.py "$@"
