@@ -87,6 +87,18 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def _commit() -> str:
+    """The product's commit, with `+changes` when tapi_agent/ has uncommitted edits."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tapi_agent"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
+
+
 def write_result(name: str, data: dict[str, Any], *, quick: bool) -> Path:
     """Write `benchmarks/results/<name>[-quick].json` with the machine, the time and the
     command line that produced it."""
@@ -97,7 +109,7 @@ def write_result(name: str, data: dict[str, Any], *, quick: bool) -> Path:
         "measuredAt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "command": ".venv/bin/python " + " ".join(
             [str(Path(sys.argv[0]).resolve().relative_to(ROOT)), *sys.argv[1:]]),
-        "machine": machine_info(), **data,
+        "machine": machine_info(), "commit": _commit(), **data,
     }
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path.relative_to(ROOT)}")

@@ -488,6 +488,11 @@ def main() -> int:
     sections: dict[str, Callable[[], str]] = {
         "machine": lambda: machine(next(r for r in results.values() if r is not None)),
         "commands": lambda: commands(results),
+        "run_commit": lambda: ", ".join(sorted({r.get("commit", "?") for r in results.values()
+                                                if r is not None})),
+        "run_time": lambda: (min(r["measuredAt"] for r in results.values() if r is not None)
+                             + " – " + max(r["measuredAt"] for r in results.values()
+                                            if r is not None)),
         "summary": lambda: summary(results, before),
         "before_after": lambda: before_after(before, run2, results),
         "before_commands": lambda: commands(before),
