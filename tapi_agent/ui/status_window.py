@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QMenu,
     QPushButton,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from tapi_agent.core.calls import HistoryEntry
-from tapi_agent.core.connection import ConnectionStatus
-from tapi_agent.core.missed import MissedCall
 from tapi_agent.ui import icons
 from tapi_agent.ui.tray import (
+    MenuFrontEnd,
     TrayMenu,
     forward_signals,
     plain_toast_text,
@@ -30,7 +25,7 @@ NO_TRAY_NOTE = ("This desktop has no system tray, so TAPI Agent runs in this win
                 "Closing it minimises it; use the menu to quit.")
 
 
-class StatusWindow(QWidget):
+class StatusWindow(QWidget, MenuFrontEnd):
     """Status line, missed-call count and the tray's menu, in a window."""
 
     sign_in_requested = Signal()
@@ -99,32 +94,6 @@ class StatusWindow(QWidget):
         self.setMinimumWidth(360)
         self.tray_menu.changed.connect(self._refresh)
         self._refresh()
-
-    @property
-    def menu(self) -> QMenu:
-        """The same menu the tray would show."""
-        return self.tray_menu.menu
-
-    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
-        """Status line and icon for a connection status."""
-        self.tray_menu.set_status(status, negotiator)
-
-    def set_do_not_disturb(self, on: bool) -> None:
-        """Tick Do not disturb (no signal)."""
-        self.tray_menu.set_do_not_disturb(on)
-
-    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
-        """Tick Start at login (no signal); greyed out when set by policy."""
-        self.tray_menu.set_autostart(on, locked=locked)
-
-    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
-                    record_urls: Mapping[str, str] | None = None) -> None:
-        """Recent calls submenu (last 20)."""
-        self.tray_menu.set_history(entries, labels, record_urls)
-
-    def set_missed(self, calls: Sequence[MissedCall]) -> None:
-        """Missed calls submenu and count."""
-        self.tray_menu.set_missed(calls)
 
     def toast(self, title: str, text: str) -> None:
         """Without a tray there are no balloons: show the message in the window."""

@@ -366,7 +366,40 @@ def forward_signals(src: QObject, dst: QObject) -> None:
         getattr(src, name).connect(getattr(dst, name))
 
 
-class Tray(QObject):
+class MenuFrontEnd:
+    """What Tray and StatusWindow both do with their TrayMenu: show it and pass state on to it
+    (the icon, tooltip, badge or labels follow through TrayMenu.changed)."""
+
+    tray_menu: TrayMenu
+
+    @property
+    def menu(self) -> QMenu:
+        """The TAPI Agent menu."""
+        return self.tray_menu.menu
+
+    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
+        """Icon, tooltip and status line for a connection status."""
+        self.tray_menu.set_status(status, negotiator)
+
+    def set_do_not_disturb(self, on: bool) -> None:
+        """Tick Do not disturb (no signal)."""
+        self.tray_menu.set_do_not_disturb(on)
+
+    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
+        """Tick Start at login (no signal); greyed out when set by policy."""
+        self.tray_menu.set_autostart(on, locked=locked)
+
+    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
+                    record_urls: Mapping[str, str] | None = None) -> None:
+        """Recent calls submenu (last 20)."""
+        self.tray_menu.set_history(entries, labels, record_urls)
+
+    def set_missed(self, calls: Sequence[MissedCall]) -> None:
+        """Missed calls submenu, count and badge."""
+        self.tray_menu.set_missed(calls)
+
+
+class Tray(QObject, MenuFrontEnd):
     """The system tray icon with the TAPI Agent menu."""
 
     sign_in_requested = Signal()
@@ -398,11 +431,6 @@ class Tray(QObject):
     def available(self) -> bool:
         """Whether the desktop has a system tray (if not, the app shows StatusWindow)."""
         return QSystemTrayIcon.isSystemTrayAvailable()
-
-    @property
-    def menu(self) -> QMenu:
-        """The context menu."""
-        return self.tray_menu.menu
 
     @property
     def icon(self) -> QSystemTrayIcon:
@@ -450,27 +478,6 @@ class Tray(QObject):
     def hide(self) -> None:
         """Take the icon out of the tray (before quitting)."""
         self._icon.hide()
-
-    def set_status(self, status: ConnectionStatus, negotiator: str | None) -> None:
-        """Icon, tooltip and status line for a connection status."""
-        self.tray_menu.set_status(status, negotiator)
-
-    def set_do_not_disturb(self, on: bool) -> None:
-        """Tick Do not disturb (no signal)."""
-        self.tray_menu.set_do_not_disturb(on)
-
-    def set_autostart(self, on: bool, *, locked: bool = False) -> None:
-        """Tick Start at login (no signal); greyed out when set by policy."""
-        self.tray_menu.set_autostart(on, locked=locked)
-
-    def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
-                    record_urls: Mapping[str, str] | None = None) -> None:
-        """Recent calls submenu (last 20)."""
-        self.tray_menu.set_history(entries, labels, record_urls)
-
-    def set_missed(self, calls: Sequence[MissedCall]) -> None:
-        """Missed calls submenu and the count badge on the icon."""
-        self.tray_menu.set_missed(calls)
 
     def toast(self, title: str, text: str) -> None:
         """A notification balloon from the tray (plain text)."""
