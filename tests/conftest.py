@@ -26,3 +26,16 @@ def mock_server() -> Iterator[MockServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def approving_mock() -> Iterator[MockServer]:
+    """The real mock with Reapit Connect approving every sign-in as JAS (no sign-in page)."""
+    from tapi_agent.mock.server import MockServer
+
+    server = MockServer(port=0, heartbeat_ms=2000, auto_approve="JAS")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -12,9 +12,7 @@ import subprocess
 import threading
 
 import httpx
-import pytest
 
-from tapi_agent.mock.server import MockServer
 from tests.app.test_single_instance_process import _command, _pump, _wait_event, agent_env
 from tests.helpers import require_tool
 
@@ -26,14 +24,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-@pytest.fixture
-def approving_mock():
-    server = MockServer(port=0, auto_approve="JAS", heartbeat_ms=2000)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_agent_signs_in_through_the_browser_flow_and_pops_a_call(agent_env, approving_mock):

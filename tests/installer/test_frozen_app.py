@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,17 +40,6 @@ def _isolated_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def signing_mock() -> Iterator[MockServer]:
-    """The real mock, approving every sign-in as JAS."""
-    server = MockServer(port=0, heartbeat_ms=2000, auto_approve="JAS")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.parametrize("exe", ["tapi-agent", "tapi-agent-cli"])
 def test_frozen_agent_prints_its_version(frozen_bundle: Path, exe: str, tmp_path: Path) -> None:
     result = subprocess.run([str(frozen_bundle / exe), "--version"], capture_output=True,
@@ -76,11 +64,11 @@ def test_frozen_bundle_leaves_out_the_mock_and_its_dependencies(frozen_bundle: P
 
 
 def test_frozen_diagnose_passes_against_a_running_mock_and_fails_when_it_is_gone(
-    frozen_bundle: Path, signing_mock: MockServer, tmp_path: Path
+    frozen_bundle: Path, approving_mock: MockServer, tmp_path: Path
 ) -> None:
     require_tool("dbus-run-session", "runs a private D-Bus session for gnome-keyring")
     require_tool("gnome-keyring-daemon", "the credential store the frozen agent reads")
-    server = signing_mock.base_url
+    server = approving_mock.base_url
     cli = frozen_bundle / "tapi-agent-cli"
     env = _isolated_env(tmp_path)
     env["PYTHONPATH"] = str(ROOT)
@@ -98,7 +86,7 @@ def test_frozen_diagnose_passes_against_a_running_mock_and_fails_when_it_is_gone
     assert result.returncode == 0, output
     assert "Result: OK" in result.stdout, output
 
-    signing_mock.stop()
+    approving_mock.stop()
     down = subprocess.run([str(cli), "diagnose", "--server", server, "--timeout", "3"],
                           env=env, capture_output=True, text=True, timeout=60, check=False)
     assert down.returncode == 1, down.stdout + down.stderr
@@ -118,7 +106,7 @@ def _seen(log: Path, event: str, **fields: object) -> bool:
 
 
 def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
-    frozen_bundle: Path, signing_mock: MockServer, tmp_path: Path
+    frozen_bundle: Path, approving_mock: MockServer, tmp_path: Path
 ) -> None:
     # $BROWSER plays the system browser: it follows the authorize URL to the agent's loopback
     # redirect, in the background as a real browser would.
@@ -136,7 +124,7 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
     stderr = tmp_path / "stderr.txt"
     with stderr.open("wb") as err:
         agent = subprocess.Popen(
-            [str(frozen_bundle / "tapi-agent"), "--server", signing_mock.base_url,
+            [str(frozen_bundle / "tapi-agent"), "--server", approving_mock.base_url,
              "--log-json", str(log)],
             env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
@@ -152,8 +140,8 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
             "payload": {"id": "frozen-1", "created": datetime.now(UTC).isoformat(),
                         "callerId": "07123 456789", "destinationId": "01234 567890"},
         }
-        response = httpx.post(f"{signing_mock.base_url}/notifications", json=body, headers={
-            "Authorization": f"Bearer {signing_mock.provider_token()}"})
+        response = httpx.post(f"{approving_mock.base_url}/notifications", json=body, headers={
+            "Authorization": f"Bearer {approving_mock.provider_token()}"})
         assert response.status_code == 202, response.text
         wait_until(lambda: _seen(log, "pop.shown", callId="frozen-1"), timeout=30,
                    what="the frozen agent to pop the call")

@@ -8,7 +8,7 @@ import concurrent.futures
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -31,17 +31,6 @@ from tapi_agent.net.auth import (
 from tapi_agent.net.session import SessionGone
 from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
 from tests.net.test_tokens import WindowsLikeKeyring
-
-
-@pytest.fixture
-def connect_server() -> Iterator[MockServer]:
-    """The mock with Reapit Connect approving every sign-in as JAS (no sign-in page)."""
-    server = MockServer(port=0, heartbeat_ms=2000, auto_approve="JAS")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Browser:
@@ -112,14 +101,14 @@ def test_token_set_repr_never_shows_tokens() -> None:
     assert "secret" not in str(tokens)
 
 
-def test_sign_in_end_to_end_through_the_loopback_redirect(connect_server: MockServer) -> None:
+def test_sign_in_end_to_end_through_the_loopback_redirect(approving_mock: MockServer) -> None:
     browser = Browser(favicon=True)
 
     async def scenario() -> tuple[TokenSet, Identity]:
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         result = await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
         await browser.finished()
-        api = ApiClient(connect_server.base_url, _Fixed(result[0].access_token))
+        api = ApiClient(approving_mock.base_url, _Fixed(result[0].access_token))
         assert "JAS" in await api.negotiators()  # the access token works on the backend
         await api.aclose()
         await connect.aclose()
@@ -148,12 +137,12 @@ def test_sign_in_end_to_end_through_the_loopback_redirect(connect_server: MockSe
 
 @pytest.mark.parametrize("state", ["forged-state", None])
 def test_reply_with_wrong_or_missing_state_is_refused(
-    connect_server: MockServer, state: str | None
+    approving_mock: MockServer, state: str | None
 ) -> None:
     browser = Browser(tamper=with_state(state))
 
     async def scenario() -> None:
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         with pytest.raises(AuthError, match="wrong or missing state"):
             await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
         await browser.finished()
@@ -165,7 +154,7 @@ def test_reply_with_wrong_or_missing_state_is_refused(
     assert "Sign-in refused" in page.text
     # the code was never exchanged
     code = parse_qs(urlsplit(browser.redirects[0]).query)["code"][0]
-    assert connect_server.state.codes[code].used is False
+    assert approving_mock.state.codes[code].used is False
 
 
 def test_refused_sign_in_at_connect_fails_with_its_reason() -> None:
@@ -184,12 +173,12 @@ def test_refused_sign_in_at_connect_fails_with_its_reason() -> None:
 
 
 def test_sign_in_gives_up_after_its_timeout_and_closes_the_listener(
-    connect_server: MockServer,
+    approving_mock: MockServer,
 ) -> None:
     opened: list[str] = []
 
     async def scenario() -> None:
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         with pytest.raises(AuthError, match="timed out"):
             await sign_in(connect, port=0, open_browser=opened.append, timeout_s=0.3)
         await connect.aclose()
@@ -215,7 +204,7 @@ class _Fixed:
 
 
 def test_refresh_rotation_survives_a_restart_of_the_agent(
-    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+    approving_mock: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)  # everything, to prove no token is ever logged
     backend = WindowsLikeKeyring()
@@ -223,13 +212,13 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
 
     def stored_refresh_token() -> str:
         blob = TokenStore("TapiAgent", backend=backend).load(
-            f"session tapi-agent@{connect_server.base_url}")
+            f"session tapi-agent@{approving_mock.base_url}")
         assert blob is not None
         token: str = json.loads(blob)["refresh_token"]
         return token
 
     async def first_run() -> None:
-        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+        session = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"),
                           TokenStore("TapiAgent", backend=backend))
         identity = await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         assert identity.negotiator_id == "JAS"
@@ -240,14 +229,14 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
 
     async def second_run() -> None:
         # a new agent process: nothing in memory, the same credential store
-        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+        session = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"),
                           TokenStore("TapiAgent", backend=backend))
         assert session.identity is None
         assert await session.restore() is True
         assert session.identity is not None
         assert session.identity.name == "James Smith"
         tokens_seen.append(stored_refresh_token())
-        api = ApiClient(connect_server.base_url, session)
+        api = ApiClient(approving_mock.base_url, session)
         assert "RPT" in await api.negotiators()
         await api.aclose()
         tokens_seen.append(await session.access_token())
@@ -264,13 +253,13 @@ def test_refresh_rotation_survives_a_restart_of_the_agent(
 
 
 def test_reuse_of_an_old_refresh_token_signs_out(
-    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+    approving_mock: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
 
     async def scenario() -> None:
         store = MemoryTokenStore()
-        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"), store)
+        session = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"), store)
         await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         stale_copy = store.load(session.account)  # e.g. a backup brings the old token back
         await session.refresh()
@@ -279,7 +268,7 @@ def test_reuse_of_an_old_refresh_token_signs_out(
         other_store = MemoryTokenStore()
         assert stale_copy is not None
         other_store.save(session.account, stale_copy)
-        other = Session(ReapitConnect(connect_server.base_url, "tapi-agent"), other_store)
+        other = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"), other_store)
         assert await other.restore() is False
         assert other_store.load(other.account) is None
         assert not other.signed_in
@@ -297,9 +286,9 @@ def test_reuse_of_an_old_refresh_token_signs_out(
     assert "signed_out" in [e["state"] for e in events(caplog, "auth.state")]
 
 
-def test_two_refreshes_at_once_make_one_request(connect_server: MockServer) -> None:
+def test_two_refreshes_at_once_make_one_request(approving_mock: MockServer) -> None:
     async def scenario() -> None:
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         session = Session(connect, MemoryTokenStore())
         await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         calls = 0
@@ -321,13 +310,13 @@ def test_two_refreshes_at_once_make_one_request(connect_server: MockServer) -> N
 
 
 def test_sign_out_clears_the_store_and_ends_the_session_at_connect(
-    connect_server: MockServer, caplog: pytest.LogCaptureFixture
+    approving_mock: MockServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
 
     async def scenario() -> None:
         store = MemoryTokenStore()
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         session = Session(connect, store)
         await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         access = await session.access_token()
@@ -340,7 +329,7 @@ def test_sign_out_clears_the_store_and_ends_the_session_at_connect(
         with pytest.raises(InvalidGrant):
             await connect.refresh(refresh_token)  # revoked at Reapit Connect
         async with httpx.AsyncClient() as client:
-            answer = await client.get(connect_server.base_url + "/negotiators",
+            answer = await client.get(approving_mock.base_url + "/negotiators",
                                       headers={"Authorization": f"Bearer {access}"})
         assert answer.status_code == 401
 
@@ -349,13 +338,13 @@ def test_sign_out_clears_the_store_and_ends_the_session_at_connect(
 
 
 def test_failing_credential_store_keeps_the_session_in_memory(
-    connect_server: MockServer,
+    approving_mock: MockServer,
 ) -> None:
     backend = WindowsLikeKeyring()
     backend.fail_writes_after = 0
 
     async def scenario() -> None:
-        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+        session = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"),
                           TokenStore(backend=backend))
         identity = await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         assert identity.negotiator_id == "JAS"
@@ -378,7 +367,7 @@ def test_restore_without_a_saved_session_is_false() -> None:
 
 
 def test_access_token_is_reused_until_close_to_expiry_then_refreshed(
-    connect_server: MockServer,
+    approving_mock: MockServer,
 ) -> None:
     now = [0.0]
 
@@ -388,7 +377,7 @@ def test_access_token_is_reused_until_close_to_expiry_then_refreshed(
         return time.time() + now[0]
 
     async def scenario() -> None:
-        session = Session(ReapitConnect(connect_server.base_url, "tapi-agent"),
+        session = Session(ReapitConnect(approving_mock.base_url, "tapi-agent"),
                           MemoryTokenStore(), margin_s=60, clock=clock)
         await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
         first = await session.access_token()
@@ -406,10 +395,10 @@ def test_access_token_is_reused_until_close_to_expiry_then_refreshed(
 
 
 def test_listener_is_one_shot_a_second_callback_cannot_spoil_the_sign_in(
-    connect_server: MockServer,
+    approving_mock: MockServer,
 ) -> None:
     async def scenario() -> None:
-        connect = ReapitConnect(connect_server.base_url, "tapi-agent")
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
         exchanging = asyncio.Event()
         release = asyncio.Event()
         real_exchange = connect.exchange_code

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import shiboken6
-from PySide6.QtCore import QRect, Qt, QUrl
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QGuiApplication
 from pytestqt.qtbot import QtBot
 
@@ -18,6 +18,7 @@ from tapi_agent.core.calls import CallEvent, CallSettings
 from tapi_agent.core.directory import Contact
 from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.ui.popstack import PopStack
+from tests.ui.test_popup import Opener
 
 pytestmark = pytest.mark.qt_log_ignore(
     r"This plugin does not support (raise\(\)|grabbing the keyboard|propagateSizeHints)"
@@ -33,15 +34,6 @@ def ev(sub: str, call_id: str | None = "c1", *, by: str | None = None, caller: s
     sub_type = {"in": "incomingCall", "ans": "answeredCall", "end": "endedCall"}[sub]
     return CallEvent(sub_type, call_id, caller, "01234 567890", hunt, by,
                      datetime(2026, 11, 30, 10, 0), sent if sent is not None else time.time())
-
-
-class Opener:
-    def __init__(self) -> None:
-        self.urls: list[str] = []
-
-    def __call__(self, url: QUrl) -> bool:
-        self.urls.append(url.toString())
-        return True
 
 
 class FakeClock:
