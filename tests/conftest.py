@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# the OpenID provider harness (oidc-provider + a browser stand-in): fixtures for every test
+from tests.oidc_provider import oidc_provider, oidc_provider_factory  # noqa: F401
+
 # Qt renders offscreen unless a test brings its own display (the tray tests under Xvfb do).
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 

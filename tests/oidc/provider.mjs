@@ -45,9 +45,9 @@ issuerPath = issuerPath.replace(/\/+$/u, '');
 // port (it compares them with the port stripped), so the agent may listen on port 0.
 const redirectUris = opts['redirect-uri'] ?? ['http://127.0.0.1/callback'];
 
-// Accounts. The login name typed on the devInteractions page is the account id; the subject
-// differs from the negotiator id on purpose (Cognito's `sub` is a UUID), so a client that reads
-// `sub` where it should read `custom:reapit:userCode` fails the tests.
+// Accounts, by the login name typed on the devInteractions page. The subject differs from the
+// negotiator id on purpose (Cognito's `sub` is a UUID), so a client that reads `sub` where it
+// should read `custom:reapit:userCode` fails the tests.
 const ACCOUNTS = {
   JAS: {
     sub: '5f0e8c2a-1d6b-4c1e-9a3f-00000000a001',
@@ -73,16 +73,38 @@ const ACCOUNTS = {
     email_verified: true,
   },
 };
+const OTHER_PREFIX = 'user-';
 
-function accountClaims(id) {
+function subjectFor(login) {
   // any other login is a negotiator whose id is the login itself
-  return ACCOUNTS[id] ?? {
-    sub: `user-${id}`,
-    'custom:reapit:userCode': id,
-    name: id,
-    email: `${id.toLowerCase()}@example.com`,
+  return ACCOUNTS[login]?.sub ?? `${OTHER_PREFIX}${login}`;
+}
+
+function claimsFor(sub) {
+  const known = Object.values(ACCOUNTS).find((account) => account.sub === sub);
+  if (known) return { ...known };
+  if (!sub.startsWith(OTHER_PREFIX)) return undefined;
+  const login = sub.slice(OTHER_PREFIX.length);
+  return {
+    sub,
+    'custom:reapit:userCode': login,
+    name: login,
+    email: `${login.toLowerCase()}@example.com`,
     email_verified: true,
   };
+}
+
+// devInteractions makes the typed login name the account id (the subject): swap in the subject
+// before it sees the login form (oidc-provider reads an already-read body from req.body).
+async function loginNameToSubject(req) {
+  if (req.method !== 'POST' || !/^\/interaction\/[^/?]+(\?.*)?$/u.test(req.url)) return;
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+  if (form.get('prompt') === 'login' && form.get('login')) {
+    form.set('login', subjectFor(form.get('login')));
+  }
+  req.body = form.toString();
 }
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -110,10 +132,11 @@ const configuration = {
   // the profile claims come from UserInfo. --id-token-claims puts them in the ID token too.
   conformIdTokenClaims: !opts['id-token-claims'],
   rotateRefreshToken: !opts['no-rotate'],
-  async findAccount(_ctx, id) {
-    const claims = { ...accountClaims(id) };
+  async findAccount(_ctx, sub) {
+    const claims = claimsFor(sub);
+    if (!claims) return undefined;
     return {
-      accountId: id,
+      accountId: sub,
       async claims() { return claims; },
     };
   },
@@ -143,7 +166,7 @@ const configuration = {
 };
 
 let handler = (_req, res) => { res.writeHead(503).end(); };
-const server = http.createServer((req, res) => {
+const server = http.createServer(async (req, res) => {
   if (issuerPath) {
     // mount under the issuer's path the way express does (oidc-provider reads originalUrl)
     const { url } = req;
@@ -154,6 +177,12 @@ const server = http.createServer((req, res) => {
     req.originalUrl = url;
     req.url = url.slice(issuerPath.length) || '/';
     if (req.url.startsWith('?')) req.url = `/${req.url}`;
+  }
+  try {
+    await loginNameToSubject(req);
+  } catch (err) {
+    res.writeHead(400, { 'content-type': 'text/plain' }).end(`bad form: ${err.message}\n`);
+    return;
   }
   handler(req, res);
 });
