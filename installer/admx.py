@@ -36,6 +36,7 @@ CATEGORIES = {
     "server": "Server",
     "auth": "Sign-in",
     "stream": "Server",
+    "platform": "Server",
     "calls": "Calls and screen pops",
     "popup": "Calls and screen pops",
     "missed": "Calls and screen pops",

@@ -15,10 +15,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tapi_agent import __version__
 from tapi_agent.config import Paths, Settings, default_registry, load_settings
+
+if TYPE_CHECKING:
+    from tapi_agent.net.auth import ReapitConnect
 
 log = logging.getLogger("tapi_agent.app")
 
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Screen pops for calls pushed through Reapit's Notifications API.",
     )
     parser.add_argument("--version", action="version", version=f"tapi-agent {__version__}")
+    # Run entries (the MSI's and the user's) start the agent with this: it then goes on only when
+    # app.autostart is on (tapi_agent/autostart.py). Not for people, so not in --help.
+    parser.add_argument("--at-sign-in", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", parents=[common],
                           help="start an embedded mock backend and play calls (no set-up needed)")
@@ -103,6 +109,9 @@ def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     """`tapi-agent diagnose`: print a readable report; 0 only when every step works."""
     from tapi_agent.net.diagnose import diagnose
 
+    from tapi_agent.net.diagnose import render_settings
+
+    print(render_settings(settings.values, settings.sources, settings.locked))
     for err in settings.errors:
         print(f"config: {err}", file=sys.stderr)
     tokens = _diagnose_tokens(settings)
@@ -117,16 +126,34 @@ def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
 def _diagnose_tokens(settings: Settings) -> Any:
     """The stored session, if any (diagnose never starts a sign-in)."""
     try:
-        from tapi_agent.net.auth import ReapitConnect, Session
+        from tapi_agent.net.auth import Session
         from tapi_agent.net.tokens import TokenStore
     except ImportError:  # pragma: no cover - partial installs
         return None
-    issuer = settings["auth.issuer"] or settings["server.url"]
     store = TokenStore()
     if not store.available:
         return None
-    connect = ReapitConnect(issuer, settings["auth.client_id"], proxy=settings["network.proxy"])
-    return _RestoringTokens(Session(connect, store))
+    return _RestoringTokens(Session(make_connect(settings, settings["server.url"]), store))
+
+
+def make_connect(settings: Settings, server: str) -> ReapitConnect:
+    """The OpenID provider the settings name: `auth.issuer` (or the server), its client id,
+    the explicit `auth.*_url` endpoints, the negotiator claim, prompt and scope."""
+    from tapi_agent.net.auth import ReapitConnect
+    from tapi_agent.net.oidc import Endpoints
+
+    return ReapitConnect(
+        settings["auth.issuer"] or server,
+        settings["auth.client_id"],
+        proxy=settings["network.proxy"],
+        endpoints=Endpoints(
+            authorize=settings["auth.authorize_url"], token=settings["auth.token_url"],
+            userinfo=settings["auth.userinfo_url"], end_session=settings["auth.end_session_url"],
+            jwks=settings["auth.jwks_url"]),
+        negotiator_claim=settings["auth.negotiator_claim"],
+        prompt=settings["auth.prompt"],
+        scope=settings["auth.scope"],
+    )
 
 
 class _RestoringTokens:
@@ -181,6 +208,12 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     setup_logging(log_dir=paths.log_dir, level=settings["log.level"], json_path=args.log_json)
     for err in settings.errors:
         log.warning("settings: %s", err)
+    from tapi_agent.autostart import should_run
+
+    if not should_run(getattr(args, "at_sign_in", False), settings["app.autostart"]):
+        log.info("not starting at sign-in: app.autostart is off (%s)",
+                 settings.sources["app.autostart"])
+        return 0
     qt = _qt_app()
 
     from tapi_agent.ui.single_instance import SingleInstance
@@ -189,6 +222,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     if not instance.try_acquire():
         log.info("another TAPI Agent is running for this user; it was asked to show itself")
         return 0
+    from tapi_agent import winsession
+
+    session_hooks = winsession.install(qt)  # Windows: Restart Manager and session end
 
     # The tray icon first, so the user sees the agent at once; everything else (pydantic
     # models, httpx, websockets, the pops) is imported and built once the icon is docked.
@@ -218,6 +254,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     for agent in holder:
         agent.shutdown()
     instance.release()
+    del session_hooks
     return code
 
 
@@ -381,7 +418,8 @@ class Agent:
         from tapi_agent.net.stream import StreamClient
 
         self._tokens = tokens
-        self.api = ApiClient(server, tokens, proxy=self.settings["network.proxy"])
+        self.api = ApiClient(server, tokens, proxy=self.settings["network.proxy"],
+                             platform_url=self.settings["platform.url"] or None)
         b = self.bridge
         self.stream = StreamClient(
             server,
@@ -412,10 +450,10 @@ class Agent:
         await self._fetch_deferred()
 
     async def _sign_in_then_connect(self, server: str) -> None:
-        from tapi_agent.net.auth import ReapitConnect, Session
+        from tapi_agent.config import redirect_ports
+        from tapi_agent.net.auth import Session
         from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
 
-        issuer = self.settings["auth.issuer"] or server
         store: Any = TokenStore()
         if not store.available:
             store = MemoryTokenStore()
@@ -424,9 +462,7 @@ class Agent:
                 "No working credential store was found: you will have to sign in again after "
                 "a restart.",
             )
-        connect = ReapitConnect(issuer, self.settings["auth.client_id"],
-                                proxy=self.settings["network.proxy"])
-        self.session = Session(connect, store)
+        self.session = Session(make_connect(self.settings, server), store)
         # a refresh refused mid-session (the stream sees SessionGone) must reach the tray
         self.session.add_listener(
             lambda state, ident: self.bridge.identity.emit(None) if state == "signed_out"
@@ -435,7 +471,7 @@ class Agent:
         try:
             restored = await self.session.restore()
             if not restored:
-                await self.session.sign_in(port=self.settings["auth.redirect_port"])
+                await self.session.sign_in(port=redirect_ports(self.settings))
         except Exception as exc:
             log.warning("sign-in failed: %s", exc)
             self.bridge.notice.emit("Sign-in failed", str(exc))
@@ -443,6 +479,8 @@ class Agent:
             return
         if self.session.store_problem:
             self.bridge.notice.emit("Credential store problem", self.session.store_problem)
+        if self.session.expiry_notice:
+            self.bridge.notice.emit("Session cannot be renewed", self.session.expiry_notice)
         self.bridge.identity.emit(self.session.identity)
         self._connect(server, self.session)
 
@@ -593,13 +631,13 @@ class Agent:
         tray.set_missed(self.missed.calls)
         tray.set_do_not_disturb(bool(self.settings["app.do_not_disturb"]))
         try:
-            from tapi_agent.autostart import autostart_enabled
+            from tapi_agent import autostart
 
-            if _machine_autostart():
-                tray.set_autostart(True, locked=True)  # IT installed with AUTOSTART=1 (HKLM Run)
-            else:
-                tray.set_autostart(autostart_enabled(),
-                                   locked=self.settings.is_locked("app.autostart"))
+            locked = self.settings.is_locked("app.autostart")
+            shown = autostart.reconcile(
+                bool(self.settings["app.autostart"]), locked, command=_launch_command(),
+                machine=autostart.machine_entry(default_registry()))
+            tray.set_autostart(shown, locked=locked)
         except Exception:
             log.debug("autostart state unknown", exc_info=True)
 
@@ -723,9 +761,18 @@ class Agent:
         self.worker.submit(export())
 
     def set_autostart(self, enabled: bool) -> None:
-        from tapi_agent.autostart import set_autostart
+        """The user's "Start at login": saved as app.autostart in the user's settings file
+        (what the machine-wide Run entry obeys), and the per-user entry where there is no
+        machine entry (tapi_agent/autostart.py)."""
+        from tapi_agent import autostart
+        from tapi_agent.config import save_user_settings
 
-        set_autostart(enabled, command=_launch_command())
+        autostart.choose(enabled, command=_launch_command(),
+                         machine=autostart.machine_entry(default_registry()))
+        if self.settings.user_file is not None:
+            for problem in save_user_settings(self.settings.user_file,
+                                              {"app.autostart": enabled}):
+                log.warning("settings: %s", problem)
 
     def _copy_text(self, text: str) -> None:
         from PySide6.QtGui import QGuiApplication
@@ -761,17 +808,6 @@ class Agent:
         self.pops.set_me(neg)
         player = DemoPlayer(mock, neg, calls=self._demo_calls, gap=self._demo_gap)
         self.worker.submit(player.run())
-
-
-def _machine_autostart(registry: Any = None) -> bool:
-    """True when the MSI was installed with AUTOSTART=1: HKLM Run starts the agent for everyone,
-    so the per-user "Start at login" entry is shown on and managed by IT."""
-    from tapi_agent.config import MACHINE_KEY
-
-    registry = registry or default_registry()
-    if registry is None:
-        return False
-    return str(registry.read_values(MACHINE_KEY + "\\Installer").get("AutoStart", "")) == "1"
 
 
 def _launch_command() -> list[str]:

@@ -3,14 +3,17 @@
 Layers, later wins (DESIGN.md section 8):
 
 1. built-in defaults (`SETTINGS`),
-2. machine-wide: the TOML file in `site_config_dir` and, on Windows, the values the MSI writes to
-   `HKLM\\SOFTWARE\\TapiAgent` (installer properties such as SERVER_URL),
-3. Windows policy: `HKLM\\SOFTWARE\\Policies\\TapiAgent`. A value set by policy is *locked*, as
-   Windows policies are: no later layer can change it. The machine file can lock its own keys too
-   with a top-level `locked = ["server.url", ...]`.
-4. the user's TOML file in `user_config_dir` (or `--config FILE`),
-5. environment variables `TAPI_AGENT_<KEY>` (`server.url` -> `TAPI_AGENT_SERVER_URL`),
-6. the command line (`--server`).
+2. on Windows, the values the MSI writes to `HKLM\\SOFTWARE\\TapiAgent`, only for the
+   installer properties IT gave (SERVER_URL, CLIENT_ID, REDIRECT_PORT, AUTOSTART),
+3. the machine-wide TOML file in `site_config_dir` (IT's own file, so it beats the MSI values).
+   It can lock its keys against the layers after it with a top-level `locked = ["server.url"]`,
+4. Windows policy: `HKLM\\SOFTWARE\\Policies\\TapiAgent`. A policy beats every layer, a file lock
+   included, and *locks* its value, as Windows policies do: no later layer can change it.
+5. the user's TOML file in `user_config_dir` (or `--config FILE`),
+6. environment variables `TAPI_AGENT_<KEY>` (`server.url` -> `TAPI_AGENT_SERVER_URL`),
+7. the command line (`--server`).
+
+`Settings.sources` says which layer each value came from (`tapi-agent diagnose` prints it).
 
 A bad value never stops the agent: it is reported as a `ConfigError` naming the file, the key and
 what is allowed, and the value from the layer below (the last good one) is kept.
@@ -89,21 +92,67 @@ def _timezones() -> set[str]:
     return _TZ_CACHE
 
 
+# An https:// URL (a path allowed, as in Reapit Connect's issuer), or http:// to this PC only:
+# no sign-in secret is ever sent in clear text to another host.
+_URL_OR_EMPTY = (r"^(|https://[^\s/?#@]+(/[^\s?#]*)?"
+                 r"|http://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(/[^\s?#]*)?)$")
+_SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # RFC 6749 scope-token characters
+_URL_ALLOWED = ("empty, or an https:// URL such as https://connect.reapit.cloud (http:// only "
+                "for 127.0.0.1 or localhost)")
+
+
+def redirect_ports(settings: Settings) -> list[int]:
+    """auth.redirect_port, then the ports of auth.redirect_ports, in order and once each."""
+    ports = [settings["auth.redirect_port"]]
+    ports += [int(p) for p in settings["auth.redirect_ports"].split(",") if p.strip()]
+    return [p for p in dict.fromkeys(ports) if 1 <= p <= 65535]
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("server.url", str, "http://127.0.0.1:8765",
             "Origin of the notifications backend (https:// for anything but this PC)",
             policy="ServerUrl", pattern=r"^https?://[^\s/]+(:\d+)?/?$",
             allowed="an http:// or https:// origin such as https://notifications.example.com"),
     Setting("auth.issuer", str, "",
-            "Reapit Connect origin for sign-in; empty means the same as server.url",
-            policy="AuthIssuer", pattern=r"^(|https?://[^\s/]+(:\d+)?/?)$",
-            allowed="empty, or an http:// or https:// origin"),
+            "OpenID issuer for sign-in (its discovery document gives the endpoints); empty "
+            "means the same as server.url", policy="AuthIssuer", pattern=_URL_OR_EMPTY,
+            allowed=_URL_ALLOWED),
+    *(Setting(f"auth.{name}_url", str, "",
+              f"{what} of the sign-in provider; empty means from discovery",
+              policy=policy, pattern=_URL_OR_EMPTY, allowed=_URL_ALLOWED)
+      for name, what, policy in (
+          ("authorize", "Authorization endpoint", "AuthorizeUrl"),
+          ("token", "Token endpoint", "TokenUrl"),
+          ("userinfo", "UserInfo endpoint", "UserInfoUrl"),
+          ("end_session", "End-session (sign-out) endpoint", "EndSessionUrl"),
+          ("jwks", "Signing keys (JWKS) URL", "JwksUrl"))),
+    Setting("auth.negotiator_claim", str, "custom:reapit:userCode",
+            "Claim of the ID token or UserInfo that holds the negotiator id",
+            policy="NegotiatorClaim", pattern=r"^[^\s]{1,128}$",
+            allowed="a claim name such as custom:reapit:userCode"),
+    Setting("auth.prompt", str, "auto",
+            "OpenID 'prompt' on sign-in: auto asks for consent where the provider needs it "
+            "for a refresh token", choices=("auto", "consent", "login", "select_account", "off"),
+            policy="AuthPrompt"),
+    Setting("auth.scope", str, "openid profile email offline_access",
+            "Scopes the sign-in asks for (must include openid)", policy="AuthScope",
+            pattern=r"^(?=(.* )?openid( |$))" + _SCOPE_TOKEN + "( " + _SCOPE_TOKEN + ")*$",
+            allowed="space-separated scopes including openid, such as "
+            "'openid profile email offline_access'"),
     Setting("auth.client_id", str, "tapi-agent", "OAuth client id registered with Reapit Connect",
             policy="ClientId", pattern=r"^[A-Za-z0-9._-]{1,128}$",
             allowed="letters, digits, '.', '_' or '-' (1 to 128)"),
     Setting("auth.redirect_port", int, 52173,
             "Loopback port of the sign-in redirect (registered with Reapit Connect)",
             minimum=1024, maximum=65535, policy="RedirectPort"),
+    Setting("auth.redirect_ports", str, "",
+            "More loopback ports to try when auth.redirect_port is taken (shared Windows hosts); "
+            "each must be registered with the provider", policy="RedirectPorts",
+            pattern=r"^(|\s*\d{4,5}\s*(,\s*\d{4,5}\s*)*)$",
+            allowed="empty, or port numbers separated by commas, such as \"52174, 52175\""),
+    Setting("platform.url", str, "",
+            "Origin of the Platform API (contacts, negotiators); empty means server.url",
+            policy="PlatformUrl", pattern=_URL_OR_EMPTY, allowed=_URL_ALLOWED),
     Setting("stream.product", str, "AgencyCloud", "Product whose notifications this agent shows",
             policy="Product", pattern=r"^[A-Za-z0-9]{1,64}$", allowed="a product name such as "
             "AgencyCloud"),
@@ -371,6 +420,7 @@ class _Resolver:
 
     def layer(self, source: str, items: Iterable[tuple[str, Any]], *, from_text: bool,
               lock: bool = False) -> None:
+        """Apply one layer; `lock` (policy) also beats and replaces the locks before it."""
         for key, raw in items:
             setting = BY_KEY.get(key)
             if setting is None:
@@ -382,7 +432,7 @@ class _Resolver:
             except InvalidValue as exc:
                 self.errors.append(ConfigError(source, key, str(exc)))
                 continue
-            if key in self.locked:
+            if key in self.locked and not lock:
                 self.errors.append(ConfigError(
                     source, key, f"is locked by your administrator ({self.sources[key]}); "
                     "this value is ignored"))
@@ -410,6 +460,9 @@ def load_settings(
 ) -> Settings:
     """Resolve every layer into `Settings`; bad values become `errors`, never exceptions."""
     r = _Resolver()
+    if registry is not None:  # the MSI's values: below IT's machine file
+        r.layer("HKLM\\" + MACHINE_KEY, _registry_items(registry.read_values(MACHINE_KEY)),
+                from_text=True)
     if machine_file is not None:
         data, errs = read_toml(machine_file)
         r.errors.extend(errs)
@@ -425,9 +478,7 @@ def load_settings(
                 else:
                     r.errors.append(ConfigError(str(machine_file), "locked",
                                                 f"{key!r} is not a known setting"))
-    if registry is not None:
-        r.layer("HKLM\\" + MACHINE_KEY, _registry_items(registry.read_values(MACHINE_KEY)),
-                from_text=True)
+    if registry is not None:  # policy: above everything, a file lock included
         r.layer("HKLM\\" + POLICY_KEY, _registry_items(registry.read_values(POLICY_KEY)),
                 from_text=True, lock=True)
     if user_file is not None:

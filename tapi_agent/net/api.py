@@ -1,6 +1,9 @@
 """HTTP client of the Platform API the agent uses: contacts, negotiators, deferred (missed) calls.
 
 Every request carries the session's bearer token; a 401 refreshes the token once and retries.
+Contacts and negotiators go to the Platform API (`platform.url`, the server by default) with the
+`api-version` header Reapit's Platform API expects; deferred calls go to the notifications
+backend. A bearer token only travels over https, or plain http to this PC.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ import httpx
 from tapi_agent.core.directory import Contact, Negotiator
 from tapi_agent.core.missed import DeferredCall
 from tapi_agent.net.http import make_http_client
+from tapi_agent.net.oidc import is_loopback_host
 from tapi_agent.net.session import TokenSource
 from tapi_agent.protocol import ValidationFailed, validate_envelope
 
 _log = logging.getLogger(__name__)
 
+API_VERSION = "2020-01-31"  # Reapit's documented Platform API version (api-version header)
 PAGE_SIZE = 100  # the Platform API's largest page
 Params = list[tuple[str, Any]]
 MAX_PAGES = 100  # a guard against a backend whose `next` link never ends
@@ -45,8 +50,10 @@ class ApiClient:
         *,
         http: httpx.AsyncClient | None = None,
         proxy: str = "system",
+        platform_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.platform_url = (platform_url or base_url).rstrip("/")
         self._tokens = tokens
         self._own_http = http is None
         self._http = http if http is not None else make_http_client(proxy)
@@ -61,21 +68,28 @@ class ApiClient:
     async def _request(
         self, method: str, path: str, params: Params | None = None
     ) -> httpx.Response:
+        platform = not path.startswith("/notifications")
+        url = (self.platform_url if platform else self.base_url) + path
+        _require_secure(url, method, path)
+        headers = {"Accept": "application/json"}
+        if platform:
+            headers["api-version"] = API_VERSION
         token = await self._tokens.access_token()
-        response = await self._send(method, path, params, token)
+        response = await self._send(method, url, path, params, token, headers)
         if response.status_code == 401:
             # The token may have been revoked or expired early: one refresh, one retry.
             token = await self._tokens.refresh()
-            response = await self._send(method, path, params, token)
+            response = await self._send(method, url, path, params, token, headers)
         return response
 
     async def _send(
-        self, method: str, path: str, params: Params | None, token: str
+        self, method: str, url: str, path: str, params: Params | None, token: str,
+        headers: dict[str, str],
     ) -> httpx.Response:
         try:
             return await self._http.request(
-                method, self.base_url + path, params=params,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                method, url, params=params,
+                headers={**headers, "Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:
             raise ApiError(0, f"{method} {path} failed: {exc or type(exc).__name__}") from None
@@ -163,6 +177,15 @@ async def delete_seen(api: ApiClient, deferred_ids: list[str]) -> list[str]:
             continue
         done.append(deferred_id)
     return done
+
+
+def _require_secure(url: str, method: str, path: str) -> None:
+    """A bearer token goes over https, or plain http to this PC only."""
+    parts = httpx.URL(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.host)):
+        return
+    raise ApiError(0, f"{method} {path}: refusing to send the session's token to "
+                      f"{parts.scheme}://{parts.host} in clear text; use https://")
 
 
 def _raise_for(response: httpx.Response) -> None:

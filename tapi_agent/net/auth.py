@@ -16,9 +16,10 @@ import html
 import json
 import logging
 import secrets
+import socket
 import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,26 +28,33 @@ import httpx
 
 from tapi_agent.core.log import log_event
 from tapi_agent.net.http import make_http_client
+from tapi_agent.net.oidc import (
+    AuthError,
+    AuthUnavailable,
+    Endpoints,
+    IdTokenError,
+    InvalidGrant,
+    ProviderMetadata,
+    discovery_url,
+    has_key,
+    metadata_from,
+    parse_json_document,
+    require_secure,
+    same_issuer,
+    token_header,
+    verify_id_token,
+)
 from tapi_agent.net.session import SessionGone
 from tapi_agent.net.tokens import MemoryTokenStore, TokenStore, TokenStoreError
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_SCOPE = "openid profile email offline_access negotiators.read contacts.read"
+# What the agent asks for. Platform scopes (negotiators.read, ...) are granted to the app when a
+# customer installs it, not requested here; a strict provider refuses scopes it does not know.
+DEFAULT_SCOPE = "openid profile email offline_access"
+NEGOTIATOR_CLAIM = "custom:reapit:userCode"  # Reapit's FAQ: "Negotiator ID 'userCode'"
 CALLBACK_PATH = "/callback"
 _REQUEST_TIMEOUT_S = 10.0
-
-
-class AuthError(Exception):
-    """Sign-in or token refresh failed; the message is meant for the user."""
-
-
-class AuthUnavailable(AuthError):
-    """Reapit Connect could not be reached (network, 5xx): try again later, keep the session."""
-
-
-class InvalidGrant(AuthError):
-    """The server refused a code or refresh token (`invalid_grant`): the session is over."""
 
 
 @dataclass(frozen=True)
@@ -81,63 +89,117 @@ class TokenSet:
 def pkce_pair() -> tuple[str, str]:
     """A PKCE code verifier and its S256 challenge (RFC 7636)."""
     verifier = secrets.token_urlsafe(64)  # 86 characters of [A-Za-z0-9_-]
+    return verifier, pkce_challenge(verifier)
+
+
+def pkce_challenge(verifier: str) -> str:
+    """The S256 challenge of a PKCE verifier."""
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The claims of a JWT, unverified: the ID token came straight from the token endpoint over
-    the connection we opened (OIDC Core 3.1.3.7 allows TLS to stand in for the signature)."""
-    try:
-        payload = token.split(".")[1]
-        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (IndexError, ValueError) as exc:
-        raise AuthError(f"The sign-in returned an ID token that cannot be read ({exc})") from None
-    if not isinstance(data, dict):
-        raise AuthError("The sign-in returned an ID token that cannot be read")
-    return data
+def identity_from_claims(claims: dict[str, Any], negotiator_claim: str = NEGOTIATOR_CLAIM,
+                         userinfo: dict[str, Any] | None = None) -> Identity:
+    """Identity from verified ID token claims, filled in from UserInfo; AuthError without the
+    negotiator claim in either."""
+    extra = userinfo or {}
 
+    def claim(name: str) -> Any:
+        value = claims.get(name)
+        return value if value not in (None, "") else extra.get(name)
 
-def identity_from_id_token(id_token: str | None) -> Identity:
-    """Identity from the Reapit claims; raise AuthError when the negotiator id is missing."""
-    if not id_token:
-        raise AuthError("The sign-in returned no ID token: the 'openid' scope is needed")
-    claims = jwt_claims(id_token)
-    negotiator = claims.get("custom:reapit:userCode")
+    negotiator = claim(negotiator_claim)
     if not isinstance(negotiator, str) or not negotiator:
         raise AuthError(
-            "This account is not a Reapit negotiator (no custom:reapit:userCode in the ID "
-            "token): sign in with your AgencyCloud user, or ask IT to check the account"
+            f"This account is not a Reapit negotiator: the sign-in gave no "
+            f"'{negotiator_claim}' claim (in the ID token or UserInfo). Sign in with your "
+            "AgencyCloud user, or ask IT to check the account or the setting "
+            "auth.negotiator_claim"
         )
     return Identity(
         negotiator_id=negotiator,
-        name=str(claims.get("name") or negotiator),
-        email=str(claims.get("email") or ""),
-        office_id=str(claims.get("custom:reapit:officeId") or ""),
+        name=str(claim("name") or negotiator),
+        email=str(claim("email") or ""),
+        office_id=str(claim("custom:reapit:officeId") or ""),
     )
 
 
 class ReapitConnect:
-    """The OAuth endpoints of Reapit Connect (or the mock) for one public client."""
+    """An OpenID provider (Reapit Connect, the mock, any certified one) for one public client.
+
+    The endpoints come from discovery at `{issuer}/.well-known/openid-configuration`, cached
+    for the life of the process and fetched again when an ID token names an unknown key;
+    `endpoints` (the `auth.*_url` settings) override it or, when they give the authorize,
+    token and keys URLs, replace it for providers that publish none.
+    """
 
     def __init__(
         self, issuer: str, client_id: str, *, http: httpx.AsyncClient | None = None,
-        proxy: str = "system",
+        proxy: str = "system", endpoints: Endpoints | None = None,
+        negotiator_claim: str = NEGOTIATOR_CLAIM, prompt: str = "auto",
+        scope: str = DEFAULT_SCOPE,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
+        self.endpoints = endpoints or Endpoints()
+        self.negotiator_claim = negotiator_claim or NEGOTIATOR_CLAIM
+        self.prompt = prompt
+        self.scope = scope or DEFAULT_SCOPE
         self._http = http if http is not None else make_http_client(proxy)
+        self._metadata: ProviderMetadata | None = None
+        self._keys: dict[str, Any] | None = None
+        self._meta_lock = asyncio.Lock()
 
-    @property
-    def token_url(self) -> str:
-        """`POST` here for tokens."""
-        return self.issuer + "/oauth/token"
+    # -- metadata -------------------------------------------------------------------------------
 
-    def authorize_url(
-        self, redirect_uri: str, state: str, code_challenge: str, scope: str = DEFAULT_SCOPE,
+    async def metadata(self, *, refresh: bool = False) -> ProviderMetadata:
+        """The provider's endpoints: discovered once, then cached (`refresh` fetches again)."""
+        async with self._meta_lock:
+            if self._metadata is None or refresh:
+                self._metadata = await self._load_metadata()
+            return self._metadata
+
+    async def _load_metadata(self) -> ProviderMetadata:
+        if self.endpoints.complete:
+            return metadata_from(self.issuer, None, self.endpoints)
+        url = discovery_url(self.issuer)
+        document = await self._get_document(url, "provider's discovery document", "auth.issuer")
+        return metadata_from(self.issuer, document, self.endpoints)
+
+    async def _get_document(self, url: str, what: str, setting: str) -> dict[str, Any]:
+        require_secure(url, f"The {what}", setting)  # what we trust tokens by must be authentic
+        try:
+            response = await self._http.get(url, headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise AuthUnavailable(
+                f"Could not reach the sign-in provider at {url}: {exc or type(exc).__name__}"
+            ) from None
+        if response.status_code >= 500:
+            raise AuthUnavailable(f"The sign-in provider is not working right now "
+                                  f"(HTTP {response.status_code} from {url})")
+        if response.status_code != 200:
+            raise AuthError(f"The {what} is not at {url} (HTTP {response.status_code}): check "
+                            f"the setting {setting}")
+        return parse_json_document(response.content, f"{what} at {url}")
+
+    async def signing_keys(self, kid: Any = None) -> dict[str, Any]:
+        """The provider's JWKS; fetched again (with the metadata) when `kid` is not in it."""
+        if self._keys is not None and (kid is None or has_key(self._keys, kid)):
+            return self._keys
+        metadata = await self.metadata(refresh=self._keys is not None)
+        self._keys = await self._get_document(metadata.jwks_uri, "provider's signing keys",
+                                              "auth.jwks_url")
+        return self._keys
+
+    # -- the authorization request ------------------------------------------------------------
+
+    async def authorize_url(
+        self, redirect_uri: str, state: str, code_challenge: str, scope: str | None = None,
         *, nonce: str | None = None,
     ) -> str:
         """The URL the browser opens to sign in."""
+        metadata = await self.metadata()
+        scope = scope or self.scope
         params = {
             "response_type": "code",
             "client_id": self.client_id,
@@ -149,7 +211,41 @@ class ReapitConnect:
         }
         if nonce:
             params["nonce"] = nonce
-        return self.issuer + "/oauth/authorize?" + urlencode(params)
+        prompt = self._prompt_for(metadata, scope)
+        if prompt:
+            params["prompt"] = prompt
+        endpoint = metadata.authorization_endpoint
+        sep = "&" if urlsplit(endpoint).query else "?"
+        return endpoint + sep + urlencode(params)
+
+    def _prompt_for(self, metadata: ProviderMetadata, scope: str) -> str:
+        """`prompt`: the setting, or (auto) `consent` where the provider issues refresh tokens
+        only with it: OIDC Core 11 makes `offline_access` require `prompt=consent`, so a
+        provider that lists `offline_access` in `scopes_supported` follows that rule."""
+        if self.prompt == "off":
+            return ""
+        if self.prompt != "auto":
+            return self.prompt
+        if "offline_access" not in scope.split():
+            return ""
+        if "offline_access" not in metadata.scopes_supported:
+            return ""  # e.g. Reapit Connect (Cognito): refresh tokens come without asking
+        if metadata.prompt_values_supported and "consent" not in metadata.prompt_values_supported:
+            return ""
+        return "consent"
+
+    def check_callback_issuer(self, metadata: ProviderMetadata, iss: str | None) -> None:
+        """RFC 9207: the `iss` on the redirect names our provider (a mix-up attack otherwise)."""
+        if iss is None:
+            if metadata.iss_parameter_supported:
+                raise AuthError("The sign-in reply did not say which provider sent it (no 'iss'"
+                                " although the provider always sends one). Please try again.")
+            return
+        if not same_issuer(iss, metadata.issuer):
+            raise AuthError(f"The sign-in reply came from another provider ({iss!r}, expected "
+                            f"{metadata.issuer!r}); nothing was saved")
+
+    # -- tokens ---------------------------------------------------------------------------------
 
     async def exchange_code(self, code: str, redirect_uri: str, code_verifier: str) -> TokenSet:
         """Trade an authorization code (with its PKCE verifier) for tokens."""
@@ -162,55 +258,135 @@ class ReapitConnect:
         })
 
     async def refresh(self, refresh_token: str) -> TokenSet:
-        """Trade a refresh token for new tokens (the refresh token rotates)."""
+        """Trade a refresh token for new tokens (it may rotate, or come back unchanged)."""
         return await self._token_request({
             "grant_type": "refresh_token",
             "client_id": self.client_id,
             "refresh_token": refresh_token,
         })
 
-    async def logout(self, id_token: str | None = None) -> None:
-        """End the session at Reapit Connect (`GET /oidc/logout`); errors are the caller's."""
+    async def verify_id_token(self, id_token: str, nonce: str | None) -> dict[str, Any]:
+        """The claims of a verified ID token (IdTokenError names the failed check)."""
+        keys = await self.signing_keys(token_header(id_token).get("kid"))
+        return verify_id_token(id_token, keys=keys, metadata=await self.metadata(),
+                               client_id=self.client_id, nonce=nonce)
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        """The UserInfo claims for an access token ({} when the provider has no endpoint)."""
+        metadata = await self.metadata()
+        url = metadata.userinfo_endpoint
+        if not url:
+            return {}
+        require_secure(url, "UserInfo", "auth.userinfo_url")
+        try:
+            response = await self._http.get(url, headers={
+                "Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            raise AuthUnavailable(f"Could not reach the sign-in provider's UserInfo: "
+                                  f"{exc or type(exc).__name__}") from None
+        if response.status_code >= 500:
+            raise AuthUnavailable(f"UserInfo is not working right now "
+                                  f"(HTTP {response.status_code})")
+        if response.status_code != 200:
+            raise AuthError(f"The sign-in provider refused UserInfo (HTTP "
+                            f"{response.status_code})")
+        if response.headers.get("content-type", "").split(";")[0].strip() == "application/jwt":
+            raise AuthError("The provider answers UserInfo as a signed JWT, which the agent "
+                            "does not read: ask IT to configure it to answer JSON")
+        return parse_json_document(response.content, "UserInfo answer")
+
+    async def identity(self, tokens: TokenSet, *, nonce: str | None,
+                       previous: Identity | None = None) -> Identity:
+        """Who signed in: the verified ID token, then UserInfo for claims it lacks.
+
+        `nonce` None (a refresh) does not check the nonce; with `previous` (a refresh) a token
+        that no longer names a negotiator keeps the previous identity.
+        """
+        if not tokens.id_token:
+            if previous is not None:
+                return previous
+            raise AuthError("The sign-in returned no ID token: the 'openid' scope is needed "
+                            "(setting auth.scope)")
+        claims = await self.verify_id_token(tokens.id_token, nonce)
+        if previous is not None and previous.negotiator_id and \
+                claims.get(self.negotiator_claim) in (None, ""):
+            return previous
+        userinfo: dict[str, Any] = {}
+        if claims.get(self.negotiator_claim) in (None, "") or not claims.get("name"):
+            userinfo = await self.userinfo(tokens.access_token)
+            # OIDC Core 5.3.2: UserInfo for another subject is not this user's.
+            if userinfo and userinfo.get("sub") != claims.get("sub"):
+                raise AuthError("UserInfo described another user than the ID token (sub); "
+                                "nothing was saved")
+        return identity_from_claims(claims, self.negotiator_claim, userinfo)
+
+    async def end_session_url(self, id_token: str | None) -> str:
+        """Where the browser ends the provider's session ('' when the provider has none)."""
+        try:
+            metadata = await self.metadata()
+        except AuthError:
+            return ""
+        endpoint = metadata.end_session_endpoint
+        if not endpoint:
+            return ""
         params = {"client_id": self.client_id}
         if id_token:
             params["id_token_hint"] = id_token
+        sep = "&" if urlsplit(endpoint).query else "?"
+        return endpoint + sep + urlencode(params)
+
+    async def revoke(self, token: str, hint: str = "refresh_token") -> None:
+        """Revoke a token at the provider (RFC 7009) when it has a revocation endpoint."""
+        metadata = await self.metadata()
+        url = metadata.revocation_endpoint
+        if not url:
+            return
+        require_secure(url, "Token revocation", "auth.issuer")
         try:
-            response = await self._http.get(self.issuer + "/oidc/logout", params=params)
+            response = await self._http.post(url, data={
+                "token": token, "token_type_hint": hint, "client_id": self.client_id})
         except httpx.HTTPError as exc:
-            raise AuthUnavailable(f"Could not reach Reapit Connect to sign out: {exc}") from None
+            raise AuthUnavailable(f"Could not reach the provider to revoke the session: "
+                                  f"{exc or type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise AuthError(f"Reapit Connect refused the sign-out (HTTP {response.status_code})")
+            raise AuthError(f"The provider refused to revoke the session (HTTP "
+                            f"{response.status_code})")
 
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._http.aclose()
 
     async def _token_request(self, form: dict[str, str]) -> TokenSet:
+        metadata = await self.metadata()
+        url = metadata.token_endpoint
+        require_secure(url, "The token endpoint", "auth.token_url")
         sent = time.time()
         try:
             response = await self._http.post(
-                self.token_url, data=form, headers={"Accept": "application/json"})
+                url, data=form, headers={"Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise AuthUnavailable(
-                f"Could not reach Reapit Connect at {self.issuer}: {exc or type(exc).__name__}"
+                f"Could not reach the sign-in provider at {url}: {exc or type(exc).__name__}"
             ) from None
         if response.status_code >= 500:
             raise AuthUnavailable(
-                f"Reapit Connect is not working right now (HTTP {response.status_code})")
+                f"The sign-in provider is not working right now (HTTP {response.status_code})")
         body = _json_or_empty(response)
         if response.status_code != 200:
             error = str(body.get("error") or f"HTTP {response.status_code}")
             description = str(body.get("error_description") or "")
             text = f"{error}: {description}" if description else error
             if error == "invalid_grant":
-                raise InvalidGrant(f"Reapit Connect refused the sign-in ({text})")
-            raise AuthError(f"Reapit Connect refused the request ({text})")
+                raise InvalidGrant(f"The sign-in provider refused the sign-in ({text})")
+            raise AuthError(f"The sign-in provider refused the request ({text})")
         access = body.get("access_token")
         if not isinstance(access, str) or not access:
-            raise AuthError("Reapit Connect answered without an access token")
+            raise AuthError("The sign-in provider answered without an access token")
         try:
             lifetime = float(body.get("expires_in", 3600))
         except (TypeError, ValueError):
+            lifetime = 3600.0
+        if not 0 < lifetime < 10 * 365 * 86400:  # nan, negative or absurd: an hour
             lifetime = 3600.0
         refresh = body.get("refresh_token")
         id_token = body.get("id_token")
@@ -225,7 +401,7 @@ class ReapitConnect:
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -279,18 +455,63 @@ async def _read_target(reader: asyncio.StreamReader) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
+def _listen_socket(port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:port that no other process can share."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # Windows: no one may bind over us
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(8)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_redirect(ports: Sequence[int]) -> socket.socket:
+    """The first free port of `ports` (auth.redirect_port, then auth.redirect_ports).
+
+    On a shared Windows host (Remote Desktop, Citrix) another user's sign-in may hold a port;
+    each port listed must be registered with the provider as `http://127.0.0.1:PORT/callback`.
+    """
+    tried: list[str] = []
+    for port in dict.fromkeys(ports):
+        try:
+            return _listen_socket(port)
+        except OSError as exc:
+            tried.append(f"{port} ({exc.strerror or exc})")
+            _log.info("sign-in redirect port %s is not free: %s", port, exc.strerror or exc)
+    if len(tried) == 1:
+        raise AuthError(
+            f"Cannot sign in: the sign-in port 127.0.0.1:{tried[0]} is in use, perhaps by "
+            "another user signing in on this computer. Try again in a minute; IT can list "
+            "spare ports in the setting auth.redirect_ports")
+    raise AuthError(
+        "Cannot sign in: every sign-in port on this computer is in use (" + ", ".join(tried)
+        + "), perhaps by other users signing in. Try again in a minute; IT can list more "
+        "ports in the setting auth.redirect_ports")
+
+
 async def sign_in(
     connect: ReapitConnect,
     *,
-    port: int,
+    port: int | Sequence[int],
     open_browser: Callable[[str], object] = webbrowser.open,
     timeout_s: float = 300.0,
-    scope: str = DEFAULT_SCOPE,
+    scope: str | None = None,
 ) -> tuple[TokenSet, Identity]:
-    """Sign in through the browser: PKCE S256, a random `state`, one loopback redirect.
+    """Sign in through the browser: PKCE S256, a random `state` and `nonce`, one loopback
+    redirect; the ID token verified before anything is trusted.
 
-    Raises AuthError with a message for the user (wrong state, refused, timed out, port busy).
+    `port` is a port or a list of ports to try in order (0: any free port). A reply with a
+    wrong or missing `state` is refused and does not end the sign-in (any local program can
+    send one); the first reply with our `state` does, whatever it says.
+    Raises AuthError with a message for the user (refused, timed out, ports busy, a token
+    that fails a check).
     """
+    metadata = await connect.metadata()  # before listening: a wrong issuer fails at once
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(16)
@@ -313,7 +534,8 @@ async def sign_in(
         except Exception as exc:  # never leave the sign-in hanging on a bug or a broken socket
             _log.exception("sign-in redirect handler failed")
             writer.close()
-            finish(AuthError(f"The sign-in failed unexpectedly ({type(exc).__name__})"))
+            if claimed:
+                finish(AuthError(f"The sign-in failed unexpectedly ({type(exc).__name__})"))
 
     async def reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await _read_target(reader)
@@ -321,45 +543,38 @@ async def sign_in(
             writer.close()
             return
         method, target = request
-        url = urlsplit(target)
-        if method != "GET" or url.path != CALLBACK_PATH:
-            # the browser also asks for /favicon.ico; that does not end the sign-in
+        path, _, raw_query = target.partition("?")
+        if method != "GET" or path != CALLBACK_PATH:
+            # the browser also asks for /favicon.ico; `//host/callback` is not our path either
             await _respond(writer, 404, "Not Found", _page("Not found", "", ok=False))
             return
         if outcome.done() or claimed:
             await _respond(writer, 410, "Gone", _page(
                 "This sign-in is finished", "Return to TAPI Agent to sign in again.", ok=False))
             return
-        claimed.append(True)  # one-shot: any later callback is turned away
-        query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
         got_state = query.get("state", "")
         if not secrets.compare_digest(got_state.encode(), state.encode()):
-            # Not the reply to our request (stale tab, or another page posting to us).
-            message = ("The sign-in reply did not match the sign-in TAPI Agent started "
-                       "(wrong or missing state). Start the sign-in again from the tray menu.")
+            # Not the reply to our request (a stale tab, or another program or page calling
+            # us): refuse it, and keep waiting for the real one.
+            _log.warning("sign-in reply refused: wrong or missing state")
+            message = ("This reply does not belong to the sign-in TAPI Agent is waiting for "
+                       "(wrong or missing state). Return to TAPI Agent.")
             await _respond(writer, 400, "Bad Request",
                            _page("Sign-in refused", message, ok=False))
-            finish(AuthError(message))
             return
-        if "error" in query:
-            detail = query.get("error_description") or query["error"]
-            message = f"Reapit Connect did not sign you in: {detail}"
-            await _respond(writer, 400, "Bad Request", _page("Not signed in", message, ok=False))
-            finish(AuthError(message))
-            return
-        code = query.get("code", "")
-        if not code:
-            message = "The sign-in reply carried no authorization code. Please try again."
-            await _respond(writer, 400, "Bad Request", _page("Not signed in", message, ok=False))
-            finish(AuthError(message))
-            return
+        claimed.append(True)  # one-shot: any later callback is turned away
         try:
+            connect.check_callback_issuer(metadata, query.get("iss"))
+            if "error" in query:
+                detail = query.get("error_description") or query["error"]
+                raise AuthError(f"The sign-in provider did not sign you in: {detail}")
+            code = query.get("code", "")
+            if not code:
+                raise AuthError("The sign-in reply carried no authorization code. "
+                                "Please try again.")
             tokens = await connect.exchange_code(code, redirect_uri, verifier)
-            identity = identity_from_id_token(tokens.id_token)
-            if tokens.id_token:
-                got_nonce = jwt_claims(tokens.id_token).get("nonce")
-                if got_nonce is not None and got_nonce != nonce:
-                    raise AuthError("The ID token was not issued for this sign-in (nonce)")
+            identity = await connect.identity(tokens, nonce=nonce)
         except AuthError as exc:
             await _respond(writer, 400, "Bad Request",
                            _page("Not signed in", str(exc), ok=False))
@@ -370,17 +585,17 @@ async def sign_in(
             "You are signed in — you can close this tab and return to your work.", ok=True))
         finish(None, (tokens, identity))
 
+    ports = [port] if isinstance(port, int) else list(port)
+    sock = _bind_redirect(ports or [0])
     try:
-        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        server = await asyncio.start_server(handle, sock=sock)
     except OSError as exc:
-        raise AuthError(
-            f"Cannot listen for the sign-in on 127.0.0.1:{port} ({exc.strerror or exc}); "
-            "another program may be using the port (setting auth.redirect_port)"
-        ) from None
+        sock.close()
+        raise AuthError(f"Cannot listen for the sign-in ({exc.strerror or exc})") from None
     try:
         bound = server.sockets[0].getsockname()[1]
         redirect_uri = f"http://127.0.0.1:{bound}{CALLBACK_PATH}"
-        url = connect.authorize_url(redirect_uri, state, challenge, scope, nonce=nonce)
+        url = await connect.authorize_url(redirect_uri, state, challenge, scope, nonce=nonce)
         try:
             # In a thread: `webbrowser` may wait for the browser command to exit ($BROWSER,
             # xdg-open), and the redirect it brings back is served by this very loop.
@@ -424,9 +639,11 @@ class Session:
         margin_s: float = 60.0,
         account: str | None = None,
         clock: Callable[[], float] = time.time,
+        open_browser: Callable[[str], object] = webbrowser.open,
     ) -> None:
         self._connect = connect
         self._clock = clock
+        self._open_browser = open_browser
         self._store = store
         self._margin = margin_s
         self.account = account or f"session {connect.client_id}@{connect.issuer}"
@@ -439,6 +656,8 @@ class Session:
         self._listeners: list[Callable[[str, Identity | None], object]] = []
         self.store_problem: str | None = None
         """Why the session is not being saved (None when the store works)."""
+        self.expiry_notice: str | None = None
+        """Set when the provider gave no refresh token: when the user must sign in again."""
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -491,7 +710,14 @@ class Session:
                 return self._tokens.access_token  # a concurrent caller just refreshed
             refresh_token = self._refresh_token
             if refresh_token is None:
-                raise SessionGone("Not signed in")
+                if self._identity is None:
+                    raise SessionGone("Not signed in")
+                # The provider gave no refresh token: the session ends with the access token.
+                await self._forget()
+                self._changed("signed_out", logging.WARNING)
+                self._identity = None
+                raise SessionGone("Your session has ended (the sign-in provider gives no "
+                                  "refresh token); please sign in again")
             try:
                 tokens = await self._connect.refresh(refresh_token)
             except InvalidGrant as exc:
@@ -504,14 +730,28 @@ class Session:
             except AuthError:
                 self._changed("failed", logging.WARNING)
                 raise
-            identity = self._identity
-            if tokens.id_token:
-                with contextlib.suppress(AuthError):
-                    identity = identity_from_id_token(tokens.id_token)
+            identity: Identity | None
+            problem: AuthError | None = None
+            try:
+                identity = await self._connect.identity(tokens, nonce=None,
+                                                        previous=self._identity)
+            except IdTokenError as exc:
+                # Never trust (or keep) a session whose new ID token fails a check.
+                await self._forget()
+                self._changed("signed_out", logging.WARNING)
+                self._identity = None
+                raise SessionGone(str(exc)) from None
+            except AuthError as exc:
+                identity = self._identity  # UserInfo unreachable: keep who we knew
+                problem = exc
             new_refresh = tokens.refresh_token or refresh_token
             # Rotation: the old refresh token is spent now. Save the new one first, so a crash
             # after this point still restarts signed in.
             await self._persist(new_refresh, identity)
+            if identity is None and problem is not None:
+                self._refresh_token = new_refresh
+                self._changed("failed", logging.WARNING)
+                raise problem
             self._refresh_token = new_refresh
             self._identity = identity
             self._set_tokens(tokens)
@@ -557,6 +797,7 @@ class Session:
     async def sign_in(self, **kwargs: Any) -> Identity:
         """Sign in through the browser (`sign_in` keyword arguments: port, open_browser, ...)."""
         kwargs.setdefault("port", 0)
+        kwargs.setdefault("open_browser", self._open_browser)
         try:
             tokens, identity = await _run_sign_in(self._connect, **kwargs)
         except AuthError:
@@ -565,6 +806,14 @@ class Session:
         async with self._lock:
             if tokens.refresh_token:
                 await self._persist(tokens.refresh_token, identity)
+                self.expiry_notice = None
+            else:
+                minutes = max(1, round((tokens.expires_at - self._clock()) / 60))
+                self.expiry_notice = (
+                    "The sign-in provider gave no refresh token, so this session cannot be "
+                    f"renewed: you will be asked to sign in again in about {minutes} minutes, "
+                    "and after a restart")
+                _log.warning("%s", self.expiry_notice)
             self._refresh_token = tokens.refresh_token
             self._identity = identity
             self._set_tokens(tokens)
@@ -572,16 +821,32 @@ class Session:
         return identity
 
     async def sign_out(self) -> None:
-        """Forget the session here and end it at Reapit Connect (best effort)."""
+        """Forget the session here, revoke its refresh token at the provider when it can, and
+        end the provider's session in the browser (`end_session_endpoint`), best effort."""
         async with self._lock:
             id_token = self._tokens.id_token if self._tokens else None
+            refresh_token = self._refresh_token
             await self._forget()
         self._changed("signed_out")
         self._identity = None
+        if refresh_token:
+            try:
+                await asyncio.wait_for(self._connect.revoke(refresh_token), _REQUEST_TIMEOUT_S)
+            except (AuthError, TimeoutError) as exc:
+                _log.info("revoking the session at the provider did not complete: %s", exc)
+        url = await self._connect.end_session_url(id_token)
+        if not url:
+            return
         try:
-            await asyncio.wait_for(self._connect.logout(id_token), _REQUEST_TIMEOUT_S)
-        except (AuthError, TimeoutError) as exc:
-            _log.info("sign-out at Reapit Connect did not complete: %s", exc)
+            # The provider's session lives in the browser's cookies: only the browser ends it
+            # (OpenID Connect RP-Initiated Logout).
+            opened = await asyncio.get_running_loop().run_in_executor(
+                None, self._open_browser, url)
+        except Exception as exc:  # webbrowser and custom openers raise many kinds
+            _log.info("could not open the browser to end the provider session: %s", exc)
+        else:
+            if opened is False:
+                _log.info("no browser opened to end the provider session")
 
     # -- internals ------------------------------------------------------------------------------
 

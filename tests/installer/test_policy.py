@@ -27,7 +27,16 @@ ADML = INSTALLER / "policy" / "en-US" / "TapiAgent.adml"
 # A valid, non-default value for each setting a policy can set as free text.
 TEXT_SAMPLES = {
     "server.url": "https://notifications.example.com",
-    "auth.issuer": "https://connect.example.com",
+    "auth.issuer": "https://cognito-idp.eu-west-2.amazonaws.com/eu-west-2_eQ7dreNzJ",
+    "auth.authorize_url": "https://connect.reapit.cloud/authorize",
+    "auth.token_url": "https://connect.reapit.cloud/token",
+    "auth.userinfo_url": "https://connect.reapit.cloud/oauth2/userInfo",
+    "auth.end_session_url": "https://connect.reapit.cloud/logout",
+    "auth.jwks_url": "https://connect.example.com/.well-known/jwks.json",
+    "auth.negotiator_claim": "custom:reapit:agencyCloudId",
+    "auth.scope": "openid profile",
+    "auth.redirect_ports": "52174, 52175",
+    "platform.url": "https://platform.reapit.cloud",
     "auth.client_id": "estate-agents-ltd",
     "stream.product": "AgencyCloudTest",
     "calls.region": "IE",

@@ -40,9 +40,11 @@ class Browser:
     and blocks there until its pages are read.
     """
 
-    def __init__(self, tamper: Callable[[str], str] | None = None, favicon: bool = False) -> None:
+    def __init__(self, tamper: Callable[[str], str] | None = None, favicon: bool = False,
+                 then_genuine: bool = False) -> None:
         self.tamper = tamper
         self.favicon = favicon
+        self.then_genuine = then_genuine  # after the tampered reply, deliver the real one
         self.opened: list[str] = []
         self.pages: list[httpx.Response] = []
         self.redirects: list[str] = []
@@ -58,14 +60,19 @@ class Browser:
     def _visit(self, url: str) -> None:
         with httpx.Client() as client:
             answer = client.get(url)
-            assert answer.status_code == 302, answer.text
+            if answer.status_code != 302:  # a page, such as the provider's "signed out"
+                self.pages.append(answer)
+                return
+
             location = answer.headers["location"]
             self.redirects.append(location)
             if self.favicon:
                 icon = urlunsplit(urlsplit(location)._replace(path="/favicon.ico", query=""))
                 self.pages.append(client.get(icon))
             if self.tamper:
-                location = self.tamper(location)
+                self.pages.append(client.get(self.tamper(location)))
+                if not self.then_genuine:
+                    return
             self.pages.append(client.get(location))
 
 
@@ -136,25 +143,40 @@ def test_sign_in_end_to_end_through_the_loopback_redirect(approving_mock: MockSe
 
 
 @pytest.mark.parametrize("state", ["forged-state", None])
-def test_reply_with_wrong_or_missing_state_is_refused(
+def test_reply_with_wrong_or_missing_state_is_refused_and_the_sign_in_goes_on(
     approving_mock: MockServer, state: str | None
 ) -> None:
-    browser = Browser(tamper=with_state(state))
+    """Any local program can call the loopback redirect: a reply without our `state` is
+    refused (and its code never exchanged) but cannot end the sign-in; the real one does."""
+    browser = Browser(tamper=with_state(state), then_genuine=True)
+
+    async def scenario() -> Identity:
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
+        _, identity = await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
+        await connect.aclose()
+        return identity
+
+    assert asyncio.run(scenario()).negotiator_id == "JAS"
+    refused, accepted = browser.pages
+    assert refused.status_code == 400
+    assert "Sign-in refused" in refused.text and "wrong or missing state" in refused.text
+    assert accepted.status_code == 200
+
+
+def test_reply_with_wrong_state_alone_never_signs_in(approving_mock: MockServer) -> None:
+    browser = Browser(tamper=with_state("forged-state"))
 
     async def scenario() -> None:
         connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
-        with pytest.raises(AuthError, match="wrong or missing state"):
-            await sign_in(connect, port=0, open_browser=browser, timeout_s=20)
-        await browser.finished()
+        with pytest.raises(AuthError, match="timed out"):
+            await sign_in(connect, port=0, open_browser=browser, timeout_s=1)
         await connect.aclose()
 
     asyncio.run(scenario())
     (page,) = browser.pages
     assert page.status_code == 400
-    assert "Sign-in refused" in page.text
-    # the code was never exchanged
     code = parse_qs(urlsplit(browser.redirects[0]).query)["code"][0]
-    assert approving_mock.state.codes[code].used is False
+    assert approving_mock.state.codes[code].used is False  # never exchanged
 
 
 def test_refused_sign_in_at_connect_fails_with_its_reason() -> None:
@@ -317,13 +339,19 @@ def test_sign_out_clears_the_store_and_ends_the_session_at_connect(
     async def scenario() -> None:
         store = MemoryTokenStore()
         connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
-        session = Session(connect, store)
-        await session.sign_in(port=0, open_browser=Browser(), timeout_s=20)
+        browser = Browser()
+        session = Session(connect, store, open_browser=browser)
+        await session.sign_in(port=0, timeout_s=20)
         access = await session.access_token()
         saved = store.load(session.account)
         assert saved is not None
         refresh_token = json.loads(saved)["refresh_token"]
         await session.sign_out()
+        # the provider's session is ended in the browser (RP-initiated logout)
+        ended = urlsplit(browser.opened[-1])
+        assert ended.path == "/oidc/logout"
+        assert parse_qs(ended.query)["client_id"] == ["tapi-agent"]
+        assert "signed out" in browser.pages[-1].text
         assert store.load(session.account) is None
         assert session.identity is None and not session.signed_in
         with pytest.raises(InvalidGrant):
