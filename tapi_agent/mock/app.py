@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
-from tapi_agent.mock import bench, directory, notifications, oauth, stream
-from tapi_agent.mock.http import ApiError, RequestIdMiddleware, error_body, error_response
+from tapi_agent.mock import bench, directory, journal_entries, notifications, oauth, stream
+from tapi_agent.mock.http import (
+    ApiError,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    error_body,
+    error_response,
+)
 from tapi_agent.mock.state import MockState
 
 DESCRIPTION = """\
@@ -23,6 +31,7 @@ def create_app(state: MockState) -> FastAPI:
     """A new app serving `state`; two apps never share anything."""
     app = FastAPI(title="tapi-agent-mock", version="1.0", description=DESCRIPTION)
     app.state.mock = state
+    app.add_middleware(BodyLimitMiddleware)  # inside RequestIdMiddleware: a 413 gets an id too
     app.add_middleware(RequestIdMiddleware)
 
     @app.exception_handler(ApiError)
@@ -38,18 +47,35 @@ def create_app(state: MockState) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
-             "message": str(e["msg"])}
-            for e in exc.errors()
-        ]
-        return JSONResponse(
-            error_body(400, "One or more parameters failed validation", errors), status_code=400
-        )
+        return validation_response(exc.errors())
 
     app.include_router(notifications.router)
     app.include_router(stream.router)
     app.include_router(directory.router)
+    app.include_router(journal_entries.router)
     app.include_router(oauth.router)
     app.include_router(bench.router)
     return app
+
+
+def validation_response(errors: Any) -> JSONResponse:
+    """FastAPI's validation errors as the Platform API answers them.
+
+    A body that is JSON but fails validation is `422` with `errors` (Reapit: "errors ... only
+    populated for 422"); a body that is not JSON, or a bad query or path parameter, is `400`.
+    """
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse(error_body(400, "The request body is not valid JSON"),
+                            status_code=400)
+    fields = [
+        {"field": ".".join(str(p) for p in e["loc"][1:]) or str(e["loc"][0]),
+         "message": str(e["msg"])}
+        for e in errors
+    ]
+    if all(e["loc"] and e["loc"][0] == "body" for e in errors):
+        return JSONResponse(
+            error_body(422, "One or more fields failed validation", fields), status_code=422)
+    return JSONResponse(
+        error_body(400, "One or more parameters are not valid: "
+                   + "; ".join(f"{f['field']}: {f['message']}" for f in fields)),
+        status_code=400)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from tapi_agent.mock.http import ApiError, request_id, state_of
 from tapi_agent.mock.hub import ONE_SHOT_FAULTS, PERSISTENT_FAULTS
-from tapi_agent.mock.notifications import post_envelope, validate_or_400
+from tapi_agent.mock.notifications import post_envelope, validate_or_422
 from tapi_agent.mock.openapi import error_responses
 from tapi_agent.mock.seed import DEMO_CALLS
 
@@ -37,9 +37,10 @@ class TokenResponse(BaseModel):
 
 
 @router.post("/tokens", summary="Mint an access token for a negotiator",
-             responses=error_responses(400, 404))
+             responses=error_responses(400, 404, 422))
 async def mint_token(body: TokenRequest, request: Request) -> TokenResponse:
-    """Default scopes: `negotiators.read contacts.read`; default life: `--token-ttl`."""
+    """Default scopes: `negotiators.read contacts.read journalEntries.read journalEntries.write`;
+    default life: `--token-ttl`."""
     state = state_of(request)
     if state.seed.negotiator(body.negotiatorId) is None:
         raise ApiError(404, f"Negotiator {body.negotiatorId!r} was not found")
@@ -80,12 +81,12 @@ class RawFrame(BaseModel):
 
 
 @router.post("/connections/{connection_id}/frames", summary="Push a raw frame to one socket",
-             responses=error_responses(400, 404))
+             responses=error_responses(400, 404, 422))
 async def push_frame(connection_id: str, body: RawFrame, request: Request) -> dict[str, Any]:
     """Send exactly this frame on one connection (after anything already queued), to see how
     a client copes with frames the backend would never send."""
     if (body.text is None) == (body.frame is None):
-        raise ApiError(400, "Give exactly one of 'text' or 'frame'",
+        raise ApiError(422, "Give exactly one of 'text' or 'frame'",
                        [{"field": "text", "message": "exactly one of text or frame"}])
     conn = state_of(request).hub.connections.get(connection_id)
     if conn is None or conn.closed:
@@ -124,13 +125,13 @@ class FaultsResponse(BaseModel):
     faults: list[dict[str, Any]]
 
 
-@router.post("/faults", summary="Inject a fault", responses=error_responses(400))
+@router.post("/faults", summary="Inject a fault", responses=error_responses(400, 422))
 async def post_fault(body: FaultRequest, request: Request) -> FaultsResponse:
     """One-shot: drop, close, silence (current connections). Persistent: delay, duplicate,
     reorder, reject (until `DELETE /_mock/faults`)."""
     assert body.kind in ONE_SHOT_FAULTS + PERSISTENT_FAULTS
     if body.kind == "close" and not _sendable_close_code(body.code):
-        raise ApiError(400, "This close code cannot be sent on the wire", [{
+        raise ApiError(422, "This close code cannot be sent on the wire", [{
             "field": "code",
             "message": "use 1000-1003, 1007-1014 or 3000-4999 (1004-1006 and 1015 are reserved)",
         }])
@@ -221,7 +222,7 @@ def scenario_events(name: str, opts: ScenarioRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/scenarios/{name}", summary="Play a scenario",
-             responses=error_responses(400, 404))
+             responses=error_responses(400, 404, 422))
 async def play_scenario(name: str, request: Request,
                         body: ScenarioRequest | None = None) -> ScenarioResult:
     """`hunt-group`, `answered`, `missed`, `burst`: posted in order through POST
@@ -230,7 +231,7 @@ async def play_scenario(name: str, request: Request,
     events = scenario_events(name, opts)
     state = state_of(request)
     for data in events:
-        validate_or_400(data)  # all or nothing: never half a scenario
+        validate_or_422(data)  # all or nothing: never half a scenario
     ids: list[str] = []
     for i, data in enumerate(events):
         if i and opts.gapMs:

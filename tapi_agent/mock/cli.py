@@ -160,7 +160,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"accepted {envelope['subType']} call {envelope['payload']['id']}: "
               f"notification {body['id']} to {', '.join(body['recipients'])}")
         return EXIT_OK
-    if r.status_code == 400:
+    if r.status_code == 422:  # failed validation: the errors name each field
         print(f"rejected: {_describe(r)}", file=sys.stderr)
         _print_errors(r.json().get("errors", []))
         return EXIT_INVALID
@@ -304,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a notification JSON file offline",
                            description="Validate an envelope exactly as POST /notifications "
                                        "does. Exit 0 when valid; 1 with one 'field: message' "
-                                       "line per problem.")
+                                       "line per problem: the `errors` the API's 422 answer "
+                                       "holds (a file that is not JSON is the API's 400).")
     check.add_argument("file", metavar="FILE.json", help="the envelope ('-' reads stdin)")
     check.set_defaults(func=cmd_check)
     return parser

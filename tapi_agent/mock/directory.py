@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 import phonenumbers
 from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse
 
 from tapi_agent.mock.http import ApiError, bearer_claims, state_of
 from tapi_agent.mock.openapi import error_responses
@@ -70,7 +71,8 @@ async def list_negotiators(
 ) -> dict[str, Any]:
     """Negotiators, filtered and paged like the Platform API."""
     bearer_claims(request, "negotiators.read")
-    items = list(state_of(request).seed.negotiators)
+    state = state_of(request)
+    items = [state.resource("negotiators", n) for n in state.seed.negotiators]
     query: list[tuple[str, str]] = []
     if id:
         items = [n for n in items if n["id"] in id]
@@ -92,13 +94,20 @@ async def list_negotiators(
 
 @router.get("/negotiators/{negotiator_id}", summary="One negotiator",
             responses=error_responses(401, 403, 404))
-async def get_negotiator(negotiator_id: str, request: Request) -> dict[str, Any]:
-    """The negotiator, or 404 with the Platform error body."""
+async def get_negotiator(negotiator_id: str, request: Request) -> JSONResponse:
+    """The negotiator (its `_eTag` also as the `ETag` header), or 404."""
     bearer_claims(request, "negotiators.read")
-    found = state_of(request).seed.negotiator(negotiator_id)
+    state = state_of(request)
+    found = state.seed.negotiator(negotiator_id)
     if found is None:
         raise ApiError(404, f"Negotiator {negotiator_id!r} was not found")
-    return found
+    return _single(state.resource("negotiators", found))
+
+
+def _single(resource: dict[str, Any]) -> JSONResponse:
+    # Reapit: "whenever a singular representation is served ... it will include eTag in the
+    # response header", and the same value as `_eTag` in the body.
+    return JSONResponse(resource, headers={"ETag": resource["_eTag"]})
 
 
 def _matches(contact: dict[str, Any], wanted: str) -> bool:
@@ -129,7 +138,8 @@ async def list_contacts(
 ) -> dict[str, Any]:
     """Contacts matching any phone field or the email, paged like the Platform API."""
     bearer_claims(request, "contacts.read")
-    items = list(state_of(request).seed.contacts)
+    state = state_of(request)
+    items = [state.resource("contacts", c) for c in state.seed.contacts]
     query: list[tuple[str, str]] = []
     if id:
         items = [c for c in items if c.get("id") in id]
@@ -139,3 +149,15 @@ async def list_contacts(
         items = [c for c in items if any(_matches(c, d) for d in details)]
         query += [("contactDetail", d) for d in contactDetail]
     return page("/contacts", items, page_number, page_size, query)
+
+
+@router.get("/contacts/{contact_id}", summary="One contact",
+            responses=error_responses(401, 403, 404))
+async def get_contact(contact_id: str, request: Request) -> JSONResponse:
+    """The contact (its `_eTag` also as the `ETag` header), or 404."""
+    bearer_claims(request, "contacts.read")
+    state = state_of(request)
+    found = next((c for c in state.seed.contacts if c.get("id") == contact_id), None)
+    if found is None:
+        raise ApiError(404, f"Contact {contact_id!r} was not found")
+    return _single(state.resource("contacts", found))

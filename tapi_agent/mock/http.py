@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,8 @@ from tapi_agent.mock.state import MockState
 from tapi_agent.mock.tokens import AccessClaims, TokenError
 
 REQUEST_ID_HEADER = "x-amzn-RequestId"
+MAX_BODY_BYTES = 64 * 1024  # the Platform endpoints
+MAX_BENCH_BODY_BYTES = 2 * 1024 * 1024  # /_mock/: raw frames larger than the stream allows
 _SCOPE_KEY = "tapi_agent.request_id"
 # Query parameters the journal must not keep: they are credentials.
 SECRET_PARAMS = frozenset({"access_token", "refresh_token", "id_token_hint", "code",
@@ -68,6 +71,28 @@ def error_response(exc: ApiError) -> JSONResponse:
     )
 
 
+def decode_json(raw: bytes) -> Any:
+    """A request body as JSON; ApiError 400 for anything the parser cannot take.
+
+    Not JSON, not UTF-8, nested deeper than the parser goes (RecursionError), or an integer
+    longer than Python converts: all are a body that is not JSON to us, never a 500.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, "The request body is not valid JSON: it is nested too deeply"
+                       ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}") from None
+
+
+def is_json_media(content_type: str) -> bool:
+    """True for `application/json` and `application/*+json` (parameters ignored)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
 def request_id(conn: HTTPConnection) -> str:
     """The id the middleware gave this request (also sent as `x-amzn-RequestId`)."""
     return str(conn.scope.get(_SCOPE_KEY, ""))
@@ -95,6 +120,67 @@ def bearer_claims(conn: HTTPConnection, *scopes: str) -> AccessClaims:
     if missing:
         raise ApiError(403, "Forbidden: the token lacks the scope " + ", ".join(missing))
     return claims
+
+
+def body_limit(path: str) -> int:
+    """The largest request body `path` takes: 64 KiB, or 2 MiB on the `/_mock/` test bench."""
+    return MAX_BENCH_BODY_BYTES if path.startswith("/_mock/") else MAX_BODY_BYTES
+
+
+class BodyLimitMiddleware:
+    """Reads each request body while counting, and answers 413 once it passes the limit.
+
+    `Content-Length` over the limit is refused before a byte is read; a chunked body is read
+    only up to the limit (never whole), so a 50 MiB upload costs the mock 64 KiB. The body read
+    is handed on to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope.get("path", ""))
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                if value.isdigit() and int(value) > limit:
+                    await self._too_large(scope, receive, send, limit)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._too_large(scope, receive, send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = JSONResponse(
+            error_body(413, f"Payload too large: the limit is {limit} bytes"), status_code=413,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
 
 
 class RequestIdMiddleware:

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from tapi_agent.mock.http import ApiError, bearer_claims, request_id, state_of
+from tapi_agent.mock.http import (
+    ApiError,
+    bearer_claims,
+    decode_json,
+    is_json_media,
+    request_id,
+    state_of,
+)
 from tapi_agent.mock.openapi import ENVELOPE_REQUEST_BODY, error_responses
 from tapi_agent.mock.seed import NOTIFY_SCOPE
 from tapi_agent.mock.state import Accepted, MockState
 from tapi_agent.protocol import Envelope, ValidationFailed, validate_envelope
-
-MAX_BODY_BYTES = 64 * 1024
 
 router = APIRouter(tags=["notifications"])
 
@@ -27,33 +31,23 @@ class NotificationAccepted(BaseModel):
     recipients: list[str]
 
 
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/")
-                                           and media.endswith("+json"))
-
-
 def parse_and_validate(raw: bytes) -> Envelope:
-    """Decode a POST body and validate it as an envelope; raise ApiError 400 naming fields."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "The request body is not valid JSON",
-                       [{"field": "body", "message": f"is not valid JSON ({exc})"}]) from None
-    return validate_or_400(data)
+    """Decode a POST body and validate it as an envelope: ApiError 400 when it is not JSON,
+    422 naming every field that fails validation."""
+    return validate_or_422(decode_json(raw))
 
 
-def validate_or_400(data: Any) -> Envelope:
-    """Validate a decoded envelope; raise ApiError 400 with the Platform error body."""
+def validate_or_422(data: Any) -> Envelope:
+    """Validate a decoded envelope; raise ApiError 422 with the Platform validation body."""
     try:
         return validate_envelope(data, strict=True)
     except ValidationFailed as exc:
-        raise ApiError(400, exc.description, [e.as_dict() for e in exc.errors]) from None
+        raise ApiError(422, exc.description, [e.as_dict() for e in exc.errors]) from None
 
 
 def post_envelope(state: MockState, data: Any, rid: str = "") -> Accepted:
     """Validate an already-decoded envelope and accept it (the path scenarios share)."""
-    return state.accept(validate_or_400(data), rid)
+    return state.accept(validate_or_422(data), rid)
 
 
 @router.post(
@@ -62,20 +56,15 @@ def post_envelope(state: MockState, data: Any, rid: str = "") -> Accepted:
     response_model=NotificationAccepted,
     summary="Push a notification to negotiators",
     openapi_extra={"requestBody": ENVELOPE_REQUEST_BODY},
-    responses=error_responses(400, 401, 403, 413, 415),
+    responses=error_responses(400, 401, 403, 413, 415, 422),
 )
 async def post_notification(request: Request) -> Response:
     """Validate the envelope and fan it out; `missedCall` is stored as deferred per target."""
     bearer_claims(request, NOTIFY_SCOPE)
-    if not _is_json(request.headers.get("content-type", "")):
+    if not is_json_media(request.headers.get("content-type", "")):
         raise ApiError(415, "Unsupported media type: send 'Content-Type: application/json'")
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise ApiError(413, f"Payload too large: the limit is {MAX_BODY_BYTES} bytes")
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(413, f"Payload too large: the limit is {MAX_BODY_BYTES} bytes")
-    envelope = parse_and_validate(raw)
+    # BodyLimitMiddleware has already refused a body over 64 KiB (413) while reading it.
+    envelope = parse_and_validate(await request.body())
     accepted = state_of(request).accept(envelope, request_id(request))
     # The body `NotificationAccepted` documents, rendered directly: returning the model would
     # have FastAPI validate and serialise it again against `response_model` on every POST.

@@ -24,12 +24,14 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Validation failed: `errors` names each field by its dotted path",
+    400: "The body is not JSON, or a query or path parameter is not valid (`description` says "
+         "which)",
     401: "Missing, invalid or expired bearer token",
     403: "The token lacks the required scope",
     404: "Not found",
     413: "Body larger than 64 KiB",
     415: "Content-Type is not application/json",
+    422: "Validation failed: `errors` names each field by its dotted path",
 }
 
 

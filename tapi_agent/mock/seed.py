@@ -1,19 +1,25 @@
 """Demo data the mock backend serves: offices, negotiators, contacts, OAuth clients, demo calls.
 
 `load_seed(path)` reads the same shape from a JSON file (`tapi-agent-mock serve --seed FILE`).
+Negotiators and contacts are served shaped as Reapit's `NegotiatorModel` and `ContactModel`
+(`as_resource`): `_links.self`, `_eTag` (a hash of the content, so it changes when the resource
+does), `created` and `modified`, and optional fields without a value left out, not `null`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 NOTIFY_SCOPE = "notifications.telephony.write"
 READ_SCOPES = ("negotiators.read", "contacts.read")
-PROVIDER_SCOPES = (NOTIFY_SCOPE, *READ_SCOPES)
-AGENT_SCOPES = ("openid", "profile", "email", "offline_access", *READ_SCOPES)
+JOURNAL_SCOPES = ("journalEntries.read", "journalEntries.write")
+PROVIDER_SCOPES = (NOTIFY_SCOPE, *READ_SCOPES, *JOURNAL_SCOPES)
+AGENT_SCOPES = ("openid", "profile", "email", "offline_access", *READ_SCOPES, *JOURNAL_SCOPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,17 +88,17 @@ NEGOTIATORS: list[dict[str, Any]] = [
 
 CONTACTS: list[dict[str, Any]] = [
     {"id": "OXF20000001", "title": "Mrs", "forename": "Emma", "surname": "Thompson",
-     "homePhone": "01865 123456", "workPhone": None, "mobilePhone": "07123 456789",
+     "homePhone": "01865 123456", "mobilePhone": "07123 456789",
      "email": "emma.thompson@example.org", "officeIds": ["OXF"]},
     {"id": "OXF20000002", "title": "Mr", "forename": "Daniel", "surname": "Okafor",
-     "homePhone": None, "workPhone": "020 7946 0321", "mobilePhone": "07700 900555",
+     "workPhone": "020 7946 0321", "mobilePhone": "07700 900555",
      "email": "d.okafor@example.org", "officeIds": ["OXF"]},
     {"id": "CAM20000003", "title": "Ms", "forename": "Sophie", "surname": "Martin",
-     "homePhone": "01223 765432", "workPhone": None, "mobilePhone": "07911 123456",
+     "homePhone": "01223 765432", "mobilePhone": "07911 123456",
      "email": "sophie.martin@example.org", "officeIds": ["CAM"]},
     # Two contacts share a landline: a caller may match more than one record.
     {"id": "CAM20000004", "title": "Mr", "forename": "Peter", "surname": "Martin",
-     "homePhone": "01223 765432", "workPhone": None, "mobilePhone": None,
+     "homePhone": "01223 765432",
      "email": "peter.martin@example.org", "officeIds": ["CAM"]},
 ]
 
@@ -113,12 +119,43 @@ LINE_NAMES: dict[str, str] = {c.destination: c.line for c in DEMO_CALLS}
 """Friendly names of the demo destination numbers (dialled lines)."""
 
 
+DEMO_CREATED = "2024-01-15T09:00:00Z"
+"""When the built-in demo records were "created" (a fixed time, so their shape is stable)."""
+META_KEYS = ("_links", "_eTag", "_embedded", "created", "modified")
+
+
+def content_of(item: dict[str, Any]) -> dict[str, Any]:
+    """A record's own fields: no metadata, and no field whose value is null."""
+    return {k: v for k, v in item.items() if k not in META_KEYS and v is not None}
+
+
+def etag_of(item: dict[str, Any]) -> str:
+    """The `_eTag` of a record: a quoted hash of its content, as Reapit sends it (quotes too)."""
+    canonical = json.dumps(content_of(item), sort_keys=True, separators=(",", ":"))
+    return '"' + hashlib.md5(canonical.encode("utf-8"), usedforsecurity=False).hexdigest(
+    ).upper() + '"'
+
+
+def as_resource(collection: str, item: dict[str, Any], created: str, modified: str
+                ) -> dict[str, Any]:
+    """A record as the Platform API serves it: `_links.self`, `_eTag`, `created`, `modified`."""
+    body = content_of(item)
+    return {
+        "_links": {"self": {"href": f"/{collection}/" + quote(str(body.get("id", "")), safe="")}},
+        "id": body.get("id"),
+        "created": created,
+        "modified": modified,
+        **{k: v for k, v in body.items() if k != "id"},
+        "_eTag": etag_of(item),
+    }
+
+
 def default_seed() -> Seed:
     """A fresh copy of the built-in demo data."""
     return Seed(
         offices=[dict(o) for o in OFFICES],
-        negotiators=[dict(n) for n in NEGOTIATORS],
-        contacts=[dict(c) for c in CONTACTS],
+        negotiators=[{**n, "created": DEMO_CREATED} for n in NEGOTIATORS],
+        contacts=[{**c, "created": DEMO_CREATED} for c in CONTACTS],
         clients=list(CLIENTS),
     )
 

@@ -7,9 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from tapi_agent.mock.hub import Hub, utc_iso
-from tapi_agent.mock.seed import Seed, default_seed
+from tapi_agent.mock.seed import Seed, as_resource, default_seed, etag_of
 from tapi_agent.mock.tokens import AccessClaims, TokenError, TokenIssuer
 from tapi_agent.protocol import Envelope
 
@@ -27,6 +28,38 @@ class Deferred:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "created": utc_iso(self.created),
                 "notification": self.envelope.to_wire()}
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One stored entry; `as_dict` is Reapit's `JournalEntryModel`."""
+
+    id: str
+    created: datetime
+    description: str
+    type_id: str
+    associated_type: str | None = None
+    associated_id: str | None = None
+    property_id: str | None = None
+    negotiator_id: str | None = None
+
+    @property
+    def href(self) -> str:
+        return "/journalEntries/" + quote(self.id, safe="")
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as the Platform API shows it: absent optional fields are left out."""
+        data: dict[str, Any] = {
+            "_links": {"self": {"href": self.href}},
+            "created": utc_iso(self.created),
+            "propertyId": self.property_id,
+            "associatedType": self.associated_type,
+            "associatedId": self.associated_id,
+            "typeId": self.type_id,
+            "negotiatorId": self.negotiator_id,
+            "description": self.description,
+        }
+        return {k: v for k, v in data.items() if v is not None}
 
 
 @dataclass
@@ -95,6 +128,14 @@ class MockState:
         self.refresh_index: dict[str, str] = {}  # every refresh token ever issued -> session id
         self.code_ttl_s: float = 600  # authorization codes live 10 minutes
         self.forbidden: set[str] = set()  # negotiators refused on the stream (4003)
+        self.journal_entries: list[JournalEntry] = []  # POST /journalEntries, oldest first
+        # (collection, id) -> (eTag, first seen, last changed): `created`/`modified` of records
+        # whose seed gives none.
+        self._resource_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
+        for collection, items in (("negotiators", self.seed.negotiators),
+                                  ("contacts", self.seed.contacts)):
+            for item in items:
+                self.resource(collection, item)
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -107,12 +148,13 @@ class MockState:
         session_id: str | None = None,
         client_id: str = "tapi-agent",
     ) -> str:
-        """An access token for a negotiator (with the read scopes unless `scopes` is given)."""
-        from tapi_agent.mock.seed import READ_SCOPES
+        """An access token for a negotiator (with the read and journal scopes unless `scopes`
+        is given)."""
+        from tapi_agent.mock.seed import JOURNAL_SCOPES, READ_SCOPES
 
         return self.issuer.access_token(
             client_id=client_id,
-            scopes=list(READ_SCOPES) if scopes is None else scopes,
+            scopes=[*READ_SCOPES, *JOURNAL_SCOPES] if scopes is None else scopes,
             ttl=self.token_ttl if ttl is None else ttl,
             negotiator_id=negotiator_id,
             session_id=session_id,
@@ -136,6 +178,32 @@ class MockState:
             if session is not None and session.revoked:
                 raise TokenError("session revoked")
         return claims
+
+    # -- directory ------------------------------------------------------------------------------
+
+    def resource(self, collection: str, item: dict[str, Any]) -> dict[str, Any]:
+        """A seed record as the Platform API serves it (`seed.as_resource`).
+
+        A record whose seed gives no `created`/`modified` was created when the mock first saw
+        it and modified when its content (so its `_eTag`) last changed.
+        """
+        key = (collection, str(item.get("id")))
+        etag = etag_of(item)
+        meta = self._resource_meta.get(key)
+        if meta is None or meta[0] != etag:
+            now = utc_iso(datetime.now(UTC))
+            meta = (etag, meta[1] if meta else now, now)
+            self._resource_meta[key] = meta
+        _, first_seen, changed = meta
+        created = str(item.get("created") or first_seen)
+        modified = changed if changed != first_seen else created
+        return as_resource(collection, item, created, modified)
+
+    # -- journal entries ------------------------------------------------------------------------
+
+    def add_journal_entry(self, entry: JournalEntry) -> None:
+        """Keep a validated journal entry (`GET /journalEntries` lists them)."""
+        self.journal_entries.append(entry)
 
     # -- notifications --------------------------------------------------------------------------
 

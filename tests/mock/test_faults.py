@@ -133,10 +133,10 @@ def test_reject_refuses_new_upgrades_until_faults_are_cleared(
 @pytest.mark.parametrize("body", [{"kind": "explode"}, {"kind": "close", "code": 1006},
                                   {"kind": "close", "code": 2000},
                                   {"kind": "delay", "ms": -1}, {}])
-def test_bad_fault_requests_are_400(api: Api, body: dict[str, object]) -> None:
+def test_bad_fault_requests_are_422(api: Api, body: dict[str, object]) -> None:
     r = api.http.post("/_mock/faults", json=body)
-    assert r.status_code == 400
-    assert r.json()["statusCode"] == 400
+    assert r.status_code == 422
+    assert r.json()["statusCode"] == 422 and r.json()["errors"]
 
 
 def test_answered_scenario_plays_incoming_answered_ended(mock_server: MockServer,
@@ -212,7 +212,7 @@ def test_a_scenario_with_an_invalid_negotiator_posts_nothing(
     mock_server: MockServer, api: Api
 ) -> None:
     r = api.http.post("/_mock/scenarios/answered", json={"negotiators": ["JAS", "X" * 40]})
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "targets.negotiatorId.1"
     entries = api.get("/_mock/journal").json()["entries"]
     assert not [e for e in entries if e["kind"] == "notification"]
@@ -232,4 +232,4 @@ def test_a_raw_frame_can_be_pushed_to_one_connection(mock_server: MockServer, ap
         assert recv_type(b, "notification")["notification"]["payload"]["id"] == "real"
     assert api.http.post("/_mock/connections/c-nope/frames",
                          json={"text": "x"}).status_code == 404
-    assert api.http.post(f"/_mock/connections/{cid}/frames", json={}).status_code == 400
+    assert api.http.post(f"/_mock/connections/{cid}/frames", json={}).status_code == 422

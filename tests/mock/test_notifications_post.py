@@ -26,15 +26,15 @@ def test_every_response_carries_a_distinct_request_id(api: Api) -> None:
     assert len(ids) == 3 and "" not in ids
 
 
-def test_bad_hunt_group_is_400_naming_the_field_and_nothing_is_delivered(
+def test_bad_hunt_group_is_422_naming_the_field_and_nothing_is_delivered(
     mock_server: MockServer, api: Api
 ) -> None:
     with open_stream(mock_server, "JAS") as ws:
         recv_type(ws, "welcome")
         r = api.post(envelope(huntGroup="yes", id="bad-call"))
-        assert r.status_code == 400
+        assert r.status_code == 422
         body = r.json()
-        assert body["statusCode"] == 400
+        assert body["statusCode"] == 422
         assert body["dateTime"].endswith("Z")
         assert body["description"]
         assert {"field": "payload.huntGroup", "message": "must be true or false"} in body["errors"]
@@ -57,20 +57,22 @@ def test_validation_reports_every_problem_at_once(api: Api) -> None:
 
 def test_unknown_subtype_is_rejected_naming_subtype(api: Api) -> None:
     r = api.post(envelope(sub_type="voicemail"))
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert [e["field"] for e in r.json()["errors"]] == ["subType"]
 
 
-def test_body_that_is_not_json_is_400_on_field_body(api: Api) -> None:
+def test_body_that_is_not_json_is_400_saying_so(api: Api) -> None:
     r = api.http.post("/notifications", content=b"{nope", headers={
         **api.auth(), "Content-Type": "application/json"})
     assert r.status_code == 400
-    assert r.json()["errors"][0]["field"] == "body"
+    body = r.json()
+    assert body["statusCode"] == 400 and "not valid JSON" in body["description"]
+    assert "errors" not in body  # Reapit: `errors` is "only populated for 422"
 
 
-def test_json_that_is_not_an_object_is_400(api: Api) -> None:
+def test_json_that_is_not_an_object_is_422_on_field_body(api: Api) -> None:
     r = api.post([1, 2, 3])
-    assert r.status_code == 400
+    assert r.status_code == 422
     assert r.json()["errors"][0]["field"] == "body"
 
 

@@ -190,7 +190,8 @@ def test_client_credentials_for_the_provider(http: httpx.Client) -> None:
                   auth=("demo-provider", "demo-secret"))
     assert r.status_code == 200
     scopes = set(r.json()["scope"].split())
-    assert scopes == {"notifications.telephony.write", "negotiators.read", "contacts.read"}
+    assert scopes == {"notifications.telephony.write", "negotiators.read", "contacts.read",
+                      "journalEntries.read", "journalEntries.write"}
     bad = http.post("/oauth/token", data={"grant_type": "client_credentials",
                                           "client_id": "demo-provider", "client_secret": "nope"})
     assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"

@@ -37,7 +37,7 @@ def test_mint_token_and_post_mock_tokens_give_working_negotiator_tokens(
     assert claims["custom:reapit:userCode"] == "RPT"
     assert claims["exp"] - claims["iat"] == 60
     assert api.http.post("/_mock/tokens", json={"negotiatorId": "NOPE"}).status_code == 404
-    assert api.http.post("/_mock/tokens", json={}).status_code == 400
+    assert api.http.post("/_mock/tokens", json={}).status_code == 422
     scoped = mock_server.mint_token("JAS", scopes=["notifications.telephony.write"])
     assert api.post(envelope(), token=scoped).status_code == 202
 
@@ -48,7 +48,8 @@ def test_tokens_verify_against_the_published_jwks(mock_server: MockServer) -> No
     claims = jwt.decode(mock_server.provider_token(), key.key, algorithms=["RS256"],
                         audience="demo-provider", issuer=mock_server.base_url)
     assert set(claims["scope"].split()) == {"notifications.telephony.write",
-                                            "negotiators.read", "contacts.read"}
+                                            "negotiators.read", "contacts.read",
+                                            "journalEntries.read", "journalEntries.write"}
 
 
 def test_seed_file_replaces_the_demo_directory(tmp_path: Path) -> None:

@@ -178,5 +178,5 @@ def test_the_api_answers_like_the_validator(
         assert r.status_code == 202, r.text
         assert r.json()["recipients"] == list(dict.fromkeys(env["targets"]["negotiatorId"]))
     else:
-        assert r.status_code == 400
+        assert r.status_code == 422
         assert field in [e["field"] for e in r.json()["errors"]]
