@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import html.parser
+import http.cookiejar
 import json
 import selectors
 import ssl
@@ -54,11 +55,25 @@ def _tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+MIN_NODE = (20, 18)  # oidc-provider 9 calls URL.parse (Node.js 20.18+, 22.1+)
+
+
+@functools.cache
+def _node_version(node: str) -> tuple[int, ...]:
+    out = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout
+    return tuple(int(part) for part in out.strip().lstrip("v").split(".")[:2] if part.isdigit())
+
+
 def require_oidc_provider() -> str:
     """Path of `node`, once tests/oidc's packages are installed; skip or (CI=true) fail if not."""
     node = require_tool("node", "runs the OpenID provider oidc-provider")
-    if not (OIDC_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
+    reason = ""
+    if _node_version(node) < MIN_NODE:
+        reason = (f"node {'.'.join(map(str, _node_version(node)))} is too old for oidc-provider "
+                  f"(needs {'.'.join(map(str, MIN_NODE))}+)")
+    elif not (OIDC_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
         reason = "oidc-provider is not installed: run `npm ci --prefix tests/oidc` (see .ci/run)"
+    if reason:
         if IN_CI:
             pytest.fail(reason + " -- CI must run everything")
         pytest.skip(reason)
@@ -355,7 +370,7 @@ class OidcBrowser:
     def __init__(
         self, login: str = "JAS", *, password: str = "any password", consent: bool = True,
         sign_out: bool = True, background: bool = False, timeout: float = 10.0,
-        max_steps: int = 30,
+        max_steps: int = 30, cookies: http.cookiejar.CookieJar | None = None,
     ) -> None:
         self.login = login
         self.password = password
@@ -363,7 +378,9 @@ class OidcBrowser:
         self.sign_out = sign_out
         self.background = background
         self.max_steps = max_steps
-        self.client = httpx.Client(follow_redirects=False, timeout=timeout, verify=_tls())
+        # `cookies`: a jar to use (and fill) instead of a new one, e.g. one kept in a file
+        self.client = httpx.Client(follow_redirects=False, timeout=timeout, verify=_tls(),
+                                   cookies=cookies)
         self.opened: list[str] = []
         self.steps: list[Step] = []
         self.pages: list[Page] = []

@@ -12,7 +12,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import json
+import os
 import secrets
+import shlex
+import subprocess
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -25,10 +30,12 @@ import pytest
 
 from tests.oidc_provider import (
     CLIENT_ID,
+    OIDC_DIR,
     OidcBrowser,
     OidcProvider,
 )
 
+BROWSER_SCRIPT = OIDC_DIR / "browser.py"
 SCOPE = "openid profile email offline_access"
 USER_CODE = "custom:reapit:userCode"
 # every non-default option in one provider: each node start costs ~0.5-1 s here
@@ -383,3 +390,39 @@ def test_end_session_ends_the_provider_session(oidc_provider, loopback):
     # still works after logout, so a client that signs out must revoke it itself
     resp = token(oidc_provider, grant_type="refresh_token", refresh_token=tokens["refresh_token"])
     assert resp.status_code == 200, resp.text
+
+
+# --- the browser as a command for $BROWSER --------------------------------------------------
+
+
+def test_browser_command_signs_in_through_webbrowser_and_signs_out(
+    oidc_provider, loopback, tmp_path
+):
+    jar, record = tmp_path / "cookies.txt", tmp_path / "browser.jsonl"
+    command = [sys.executable, str(BROWSER_SCRIPT), "--login", "RPT", "--cookie-jar", str(jar),
+               "--record", str(record)]
+    env = dict(os.environ, BROWSER=shlex.join(command) + " %s")
+    req = authorize_request(oidc_provider, loopback.redirect_uri)
+    # the way the agent opens it: Python's webbrowser runs $BROWSER and waits for it
+    opened = subprocess.run(
+        [sys.executable, "-c", "import sys, webbrowser; sys.exit(not webbrowser.open(sys.argv[1]))",
+         req.url], env=env, timeout=60, capture_output=True, text=True,
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert len(loopback.requests) == 1
+    code = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loopback.requests[0]).query))["code"]
+    tokens = exchange(oidc_provider, req, code).json()
+    assert userinfo(oidc_provider, tokens["access_token"]).json()[USER_CODE] == "RPT"
+
+    # later windows share the cookie jar: sign out, then a silent authorize needs a login
+    end = oidc_provider.endpoint("end_session") + "?" + urllib.parse.urlencode(
+        {"id_token_hint": tokens["id_token"]})
+    silent = authorize_request(oidc_provider, loopback.redirect_uri, prompt="none")
+    for url in (end, silent.url):
+        done = subprocess.run([*command, url], timeout=60, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [[p["action"] for p in run["pages"]] for run in runs] == [
+        ["login", "consent"], ["logout", "shown"], []]
+    assert runs[2]["callbacks"][0]["params"]["error"] == "login_required"
+    assert len(loopback.requests) == 2
