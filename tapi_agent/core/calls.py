@@ -8,6 +8,7 @@ correlate by caller + destination; stale events go to history, never to a pop.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import math
 from collections import deque
@@ -127,6 +128,7 @@ class _Call:
     view: CallView
     last_event_at: float
     ring_deadline: float | None
+    born: int = 0  # order of first sight (tick closes due calls oldest first)
 
 
 class CallBook:
@@ -145,7 +147,14 @@ class CallBook:
         self._expiry = 0.0  # the last tombstone expiry, shared by calls buried in one second
         self._tomb_pairs: dict[str, tuple[tuple[str, str], float, float]] = {}
         self._history: deque[HistoryEntry] = deque(maxlen=self.settings.history_size)
+        self.history_count = 0  # entries ever added (the history changed when this moved)
         self._anon = itertools.count(1)
+        self._born = itertools.count()
+        # Deadlines of live calls, (when, born, key), soonest first. An entry goes stale when
+        # its call closes or gets another deadline; stale ones are skipped when they come up.
+        # So an event or a tick costs O(log n), never a walk over every live call: a flood of
+        # thousands of ringing calls keeps a constant cost per call (issue 14).
+        self._deadlines: list[tuple[float, int, str]] = []
 
     # -- queries ---------------------------------------------------------------------------------
 
@@ -159,6 +168,15 @@ class CallBook:
         """Calls that have a pop right now, oldest first."""
         return [c.view for c in self._live.values()]
 
+    @property
+    def live_count(self) -> int:
+        """How many calls have a pop right now."""
+        return len(self._live)
+
+    def newest(self, n: int) -> list[CallView]:
+        """The `n` newest live calls, newest first (O(n), whatever the number of live calls)."""
+        return [c.view for c in itertools.islice(reversed(self._live.values()), max(0, n))]
+
     def get(self, key: str) -> CallView | None:
         """The live call with this key, if any."""
         call = self._live.get(key)
@@ -166,8 +184,22 @@ class CallBook:
 
     def next_deadline(self) -> float | None:
         """When `tick` next has work to do, or None when nothing is scheduled."""
-        times = [t for c in self._live.values() for t in (c.view.closes_at, c.ring_deadline) if t]
-        return min(times) if times else None
+        heap = self._deadlines
+        while heap and not self._due_entry(heap[0]):
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def _due_entry(self, entry: tuple[float, int, str]) -> bool:
+        """True while the heap entry still is a deadline of its live call."""
+        when, born, key = entry
+        call = self._live.get(key)
+        return (call is not None and call.born == born
+                and (when == call.view.closes_at or when == call.ring_deadline))
+
+    def _schedule(self, call: _Call) -> None:
+        for when in (call.view.closes_at, call.ring_deadline):
+            if when is not None:
+                heapq.heappush(self._deadlines, (when, call.born, call.view.key))
 
     def is_me(self, negotiator_id: str | None) -> bool:
         """True when `negotiator_id` is the signed-in negotiator (compared case-insensitively)."""
@@ -190,7 +222,13 @@ class CallBook:
     def tick(self, now: float) -> list[Change]:
         """Close pops whose time is up (ring timeout, linger, answered elsewhere)."""
         changes: list[Change] = []
-        for call in list(self._live.values()):
+        due: dict[str, _Call] = {}
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if self._due_entry(entry):
+                due[entry[2]] = self._live[entry[2]]
+        for call in sorted(due.values(), key=lambda c: c.born):
             v = call.view
             if v.closes_at is not None and now >= v.closes_at:
                 reason = "answered_elsewhere" if v.state == "answered_elsewhere" else "ended"
@@ -323,6 +361,7 @@ class CallBook:
             HistoryEntry(key, event.call_id, event.caller, event.destination, at, outcome,
                          answered_by, event.hunt_group)
         )
+        self.history_count += 1
 
     def _first_sight(self, event: CallEvent, now: float) -> list[Change]:
         """An event for a call we have no pop for and have not finished."""
@@ -347,8 +386,9 @@ class CallBook:
                 destination=event.destination, hunt_group=event.hunt_group, answered_by=None,
                 rang_at=t, answered_at=None, ended_at=None, sent_at=event.sent_at,
             )
-            call = _Call(view, now, t + self.settings.ring_timeout_s)
+            call = _Call(view, now, t + self.settings.ring_timeout_s, next(self._born))
             self._live[key] = call
+            self._schedule(call)
             return [Change("open", view, "incoming")]
         if event.sub_type == "answeredCall" and self.is_me(by):
             # We missed the ring but the user picked the call up: show the call in progress.
@@ -358,7 +398,7 @@ class CallBook:
                 rang_at=t, answered_at=t, ended_at=None, sent_at=event.sent_at,
                 answered_by_me=True,
             )
-            self._live[key] = _Call(view, now, None)
+            self._live[key] = _Call(view, now, None, next(self._born))
             return [Change("open", view, "answered")]
         # Answered by someone else / by nobody named, or ended, before we saw it ring: nothing
         # to pop; remember it so a late incomingCall does not ring.
@@ -394,6 +434,7 @@ class CallBook:
             else:
                 new = replace(v, state="answered", answered_at=answered_at, closes_at=None)
             call.view = new
+            self._schedule(call)
             return [Change("update", new, new.state)]
         # endedCall
         if v.state in ("ended", "answered_elsewhere"):
@@ -407,10 +448,12 @@ class CallBook:
             new = replace(v, state="answered_elsewhere", answered_by=by,
                           closes_at=now + self.settings.answered_elsewhere_close_s)
             call.view = new
+            self._schedule(call)
             return [Change("update", new, "answered_elsewhere")]
         new = replace(v, state="ended", answered_by=answered_by, answered_by_me=me, ended_at=t,
                       closes_at=now + self.settings.linger_s)
         call.view = new
+        self._schedule(call)
         return [Change("update", new, "ended")]
 
     def _ended_outcome(self, answered_by: str | None, answered: bool) -> str:
@@ -442,4 +485,5 @@ class CallBook:
             HistoryEntry(v.key, v.call_id, v.caller, v.destination, v.rang_at, outcome,
                          v.answered_by, v.hunt_group)
         )
+        self.history_count += 1
         return Change("close", replace(v, closes_at=None), reason)

@@ -195,6 +195,11 @@ class SeqWindow:
         """How many seqs in the window were seen."""
         return self._bits.bit_count()
 
+    @property
+    def top(self) -> int | None:
+        """The highest seq seen (None before the first)."""
+        return self._top
+
     def __contains__(self, seq: int) -> bool:
         top = self._top
         if top is None or seq > top:
@@ -250,6 +255,11 @@ class CallKeys:
                 self._bits[sub_type] = bit
         return bit
 
+    def seen(self, call_id: str, sub_type: str) -> bool:
+        """Whether the pair is remembered (nothing changes)."""
+        bit = self._bits.get(sub_type, 1 << _MAX_SUB_TYPE_BITS)
+        return bool(self._masks.get(call_id, 0) & bit)
+
     def add(self, call_id: str, sub_type: str) -> bool:
         """Remember the pair; False when it was already there (a duplicate)."""
         bit = self._bit(sub_type)
@@ -275,6 +285,16 @@ class WelcomeOutcome:
     previous_epoch: str | None
 
 
+class Verdict(StrEnum):
+    """What `Continuity.classify` makes of a notification's epoch and seq."""
+
+    NEW = "new"  # hand it over, then `record` it
+    DUPLICATE = "duplicate"  # seen before (by seq, or the same call event under a new seq)
+    FOREIGN = "foreign"  # not the epoch of this connection's welcome
+    IMPLAUSIBLE = "implausible"  # a seq too far from the others to trust: a continuity break
+    MOVED = "moved"  # a second far seq agrees with the first: the numbering really moved
+
+
 class Continuity:
     """The backend epoch and the events seen: the resume point and the duplicate filter.
 
@@ -286,6 +306,15 @@ class Continuity:
     `limit` only needs to cover what can come again: the backend retains at most 1,000
     unacknowledged events (DESIGN.md section 4), and a finished call's late events are also
     stopped by the CallBook's tombstones; the default is twice the retention.
+
+    A seq more than `limit` above or below the highest seen is implausible (issue 14): it never
+    becomes the high-water mark (one bad frame would otherwise make every later event look like
+    a repeat). The stream client rejects such a frame unacknowledged and resyncs. Only when the
+    next far frame agrees with it (within `limit`) has the numbering really moved: `rebase`
+    makes the first far seq the new resume point, and a reconnect has both replayed.
+
+    `classify` only looks; `record` remembers an event once it was handled, so an event that
+    fails on the way to the GUI is not marked seen and comes again.
     """
 
     def __init__(self, limit: int = 2048) -> None:
@@ -297,6 +326,7 @@ class Continuity:
         # Seqs of the current epoch only: frames of any other epoch are refused before this.
         self._seen = SeqWindow(limit)
         self._calls = CallKeys(limit)  # survives a new epoch: a restart may resend a call
+        self._suspect: int | None = None  # the last implausible seq, until a plausible one
 
     def on_welcome(self, epoch: str) -> WelcomeOutcome:
         """A connection was welcomed in `epoch`: resume if we know it, note when it changed.
@@ -311,6 +341,7 @@ class Continuity:
         self.last_seq = 0
         self._ahead.clear()
         self._seen.clear()
+        self._suspect = None
         if previous is None:
             # First contact: we join the epoch mid-way; anchor on the first event we see.
             self._based = False
@@ -318,21 +349,69 @@ class Continuity:
         self._based = True
         return WelcomeOutcome(0, True, previous)
 
-    def accept(self, epoch: str, seq: int, call_id: str | None, sub_type: str) -> bool:
-        """True when the event is new (and remember it); False for a duplicate."""
+    @property
+    def highest(self) -> int | None:
+        """The highest seq seen in this epoch (None before the first)."""
+        return self._seen.top
+
+    def classify(self, epoch: str, seq: int, call_id: str | None, sub_type: str) -> Verdict:
+        """What the event is, without remembering anything."""
         if epoch != self.epoch:
             # Frames only come after the welcome that set the epoch; anything else is foreign.
-            return False
+            return Verdict.FOREIGN
+        top = self._seen.top
+        if top is not None and not top - self.limit < seq <= top + self.limit:
+            s = self._suspect
+            if s is not None and s != seq and abs(seq - s) <= self.limit:
+                return Verdict.MOVED
+            return Verdict.IMPLAUSIBLE
         if seq in self._seen:
-            return False
-        self._seen.add(seq)
-        if not self._based:
-            self.last_seq = seq - 1
-            self._based = True
-        if seq > self.last_seq:
-            self._ahead.add(seq)
-            self._advance()
-        return call_id is None or self._calls.add(call_id, sub_type)
+            return Verdict.DUPLICATE
+        if call_id is not None and self._calls.seen(call_id, sub_type):
+            return Verdict.DUPLICATE
+        return Verdict.NEW
+
+    def suspect(self, seq: int) -> None:
+        """Note an implausible seq: a next far seq near it means the numbering moved."""
+        self._suspect = seq
+
+    def rebase(self) -> int:
+        """The numbering moved to the suspect seq: forget the old range and resume just
+        before the suspect (returned), so that a reconnect replays it and what followed."""
+        assert self._suspect is not None
+        self.last_seq = max(0, self._suspect - 1)
+        self._ahead.clear()
+        self._seen.clear()
+        self._based = True
+        self._suspect = None
+        return self.last_seq
+
+    def record(self, seq: int, call_id: str | None, sub_type: str) -> None:
+        """Remember a handled event (idempotent)."""
+        self._suspect = None  # a plausible seq: the last far one was a glitch
+        if seq not in self._seen:
+            self._seen.add(seq)
+            if not self._based:
+                self.last_seq = seq - 1
+                self._based = True
+            if seq > self.last_seq:
+                self._ahead.add(seq)
+                self._advance()
+        if call_id is not None:
+            self._calls.add(call_id, sub_type)
+
+    def accept(self, epoch: str, seq: int, call_id: str | None, sub_type: str) -> bool:
+        """True when the event is new (and remember it); False for anything else."""
+        verdict = self.classify(epoch, seq, call_id, sub_type)
+        if verdict is Verdict.NEW:
+            self.record(seq, call_id, sub_type)
+        elif verdict is Verdict.DUPLICATE:
+            self.record(seq, None, sub_type)
+        elif verdict is Verdict.IMPLAUSIBLE:
+            self.suspect(seq)
+        elif verdict is Verdict.MOVED:
+            self.rebase()
+        return verdict is Verdict.NEW
 
     def _advance(self) -> None:
         while self.last_seq + 1 in self._ahead:

@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from tapi_agent import __version__
 from tapi_agent.core.backoff import Backoff
-from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity
+from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity, Verdict
 from tapi_agent.core.log import log_event
 from tapi_agent.net.session import SessionGone, TokenSource
 from tapi_agent.protocol import (
@@ -249,8 +249,18 @@ class StreamClient:
     def process_frame(self, raw: str | bytes) -> list[str]:
         """Handle one inbound frame; return the frames to send back (resume, ack).
 
-        A frame that cannot be used is logged as `notification.rejected` and dropped.
+        A frame that cannot be used is logged as `notification.rejected` and dropped, and so is
+        one that raises anything at all on its way through here (issue 14): the connection
+        stays up, and the event is neither acked nor marked seen, so it can come again.
         """
+        try:
+            return self._process(raw)
+        except Exception as exc:
+            log.warning("frame handling failed", exc_info=True)
+            return self._reject(f"internal error handling the frame ({type(exc).__name__}); "
+                                "not acked")
+
+    def _process(self, raw: str | bytes) -> list[str]:
         try:
             frame = parse_server_frame(raw)
         except FrameError as exc:
@@ -293,31 +303,64 @@ class StreamClient:
         again = [dump_frame(AckFrame(seq=seq)) for seq in self._recent_acks]
         return [dump_frame(ResumeFrame(epoch=frame.epoch, lastSeq=outcome.resume_seq)), *again]
 
+    def _ack(self, seq: int) -> list[str]:
+        if seq not in self._recent_acks:
+            self._recent_acks.append(seq)
+        return [dump_frame(AckFrame(seq=seq))]
+
     def _on_notification(self, frame: NotificationFrame) -> list[str]:
+        """Deliver a new event, then remember and ack it; nothing else is acked (issue 14).
+
+        Duplicates were delivered before: acked again, logged at INFO. A seq implausibly far
+        from the others (Continuity) is a continuity break: rejected unacked at WARNING, and
+        the live pops resync; once a second far frame agrees, the client reconnects to have
+        the new range replayed. An event for another product is rejected, not acked.
+        """
         env = frame.notification
-        ack = [dump_frame(AckFrame(seq=frame.seq))]
-        if frame.seq not in self._recent_acks:
-            self._recent_acks.append(frame.seq)
+        seq, call_id, sub_type = frame.seq, env.payload.id, env.subType
+        continuity = self._continuity
+        verdict = continuity.classify(self._link.epoch, seq, call_id, sub_type)
+        if verdict is Verdict.DUPLICATE:
+            log.info("notification seq %s (%s) is a duplicate: acked, not shown again",
+                     seq, sub_type)
+            continuity.record(seq, None, sub_type)
+            return self._ack(seq)
+        if verdict is Verdict.FOREIGN:
+            return self._reject(f"notification seq {seq} is not of epoch {continuity.epoch}")
+        if verdict is Verdict.IMPLAUSIBLE:
+            continuity.suspect(seq)
+            self._reject(f"notification seq {seq} is implausibly far from the highest seen "
+                         f"({continuity.highest}): not trusted, not acked; continuity break, "
+                         "resync")
+            self._resync("seq_jump")
+            return []
+        if verdict is Verdict.MOVED:
+            resume = continuity.rebase()
+            self._reject(f"notification seq {seq} confirms the backend's numbering moved: "
+                         f"not acked; reconnecting to resume after seq {resume}")
+            self.reconnect_now("the backend's numbering moved")
+            return []
         if not env.for_product(self.product):
-            # The backend should not have sent it; ack so it is not redelivered forever.
-            self._reject(f"notification seq {frame.seq} is not for product {self.product}")
-            return ack
-        call_id = env.payload.id
-        if not self._continuity.accept(self._link.epoch, frame.seq, call_id, env.subType):
-            log.debug("duplicate notification seq=%s subType=%s", frame.seq, env.subType)
-            return ack
+            # The backend should not have sent it. Not handed over, so not acked; its seq is
+            # noted so that the resume point moves past it.
+            continuity.record(seq, None, sub_type)
+            return self._reject(f"notification seq {seq} is not for product {self.product}; "
+                                "not acked")
         latency_ms = round((self._clock() - frame.sent_at_utc.timestamp()) * 1000)
         log_event(
             "notification.received",
-            seq=frame.seq, subType=env.subType, callId=call_id, latencyMs=latency_ms,
+            seq=seq, subType=sub_type, callId=call_id, latencyMs=latency_ms,
         )
         try:
             self._on_delivery(Delivery(self._link.epoch, frame, self._link.replaying))
-        except Exception:
-            # A bug downstream must not stall the stream; the event is acked so it cannot
-            # come back and crash the app again on every reconnect.
-            log.exception("on_delivery failed for seq %s", frame.seq)
-        return ack
+        except Exception as exc:
+            # Not handed over: neither acked nor marked seen, so it comes again (logged each
+            # time) on the next connection instead of being lost.
+            log.warning("on_delivery failed for seq %s", seq, exc_info=True)
+            return self._reject(f"notification seq {seq} could not be handed over "
+                                f"({type(exc).__name__}); not acked")
+        continuity.record(seq, call_id, sub_type)
+        return self._ack(seq)
 
     def _resync(self, reason: str) -> None:
         try:

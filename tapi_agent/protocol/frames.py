@@ -10,7 +10,16 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 from tapi_agent.protocol.envelope import (
     Envelope,
@@ -52,6 +61,18 @@ class NotificationFrame(_Frame):
     seq: StrictInt = Field(ge=1)
     sentAt: Timestamp
     notification: Envelope
+
+    @field_validator("sentAt")
+    @classmethod
+    def _sent_at_in_range(cls, value: datetime) -> datetime:
+        # A time at the very edge of datetime's range cannot be converted to UTC or to epoch
+        # seconds (OverflowError): refuse it here, before its seq could be counted as seen.
+        try:
+            (value if value.tzinfo is None else value.astimezone(UTC)).replace(
+                tzinfo=UTC).timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise ValueError("out of range: not a time the backend can have sent") from None
+        return value
 
     @property
     def sent_at_utc(self) -> datetime:
@@ -121,6 +142,8 @@ def _decode(raw: str | bytes) -> dict[str, Any]:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise FrameError("frame is not a JSON object")
     return data

@@ -3,6 +3,12 @@
 Lives on the GUI thread; the app feeds it CallEvents from the stream (through a queued signal).
 The tick timer is single-shot and armed only for `CallBook.next_deadline()`, and the one-second
 clock refresh runs only while a pop is visible: an idle agent uses no CPU.
+
+Back-pressure: only the newest `max_stacked` live calls have a card (widgets, native window);
+older live calls wait without one, counted in the "+N more" line, and get a card when one above
+them closes. A flood of thousands of ringing calls therefore holds a handful of cards, each call
+costs the same, and memory returns once the flood has passed (issue 14). A card that closes is
+deleted (`deleteLater`): nothing Qt outlives the call's time on screen.
 """
 
 from __future__ import annotations
@@ -84,10 +90,11 @@ class PopStack(QObject):
         self._names: dict[str, str] = {}
         self._contacts: dict[str, list[Contact]] = {}
         self._auto_opened: set[str] = set()
-        self._cards: dict[str, PopCard] = {}  # in opening order (oldest first)
+        self._cards: dict[str, PopCard] = {}  # the newest calls' cards, newest first
+        self._announced: set[str] = set()  # live calls whose pop was painted (pop.shown logged)
         self._dnd = False
         self._tray: Rect | None = None
-        self._history_mark: tuple[int, str | None] = (0, None)
+        self._history_mark = 0
         # One card built ahead (widgets, style, native window) while nothing rings, so a new
         # call only fills it in: building a card is most of the time from event to paint.
         self._spare: PopCard | None = None
@@ -136,7 +143,8 @@ class PopStack(QObject):
 
     @property
     def pops(self) -> dict[str, PopCard]:
-        """Cards of live calls by call key (those beyond `max_stacked` exist but are hidden)."""
+        """Cards by call key, newest call first: the newest `max_stacked` live calls (none
+        while do-not-disturb is on); older live calls have no card until one above closes."""
         return dict(self._cards)
 
     @property
@@ -186,7 +194,8 @@ class PopStack(QObject):
         if card is not None:
             card.set_contacts(contacts)
         self._maybe_open_record(key)
-        self._relayout()
+        if card is not None:
+            self._relayout()
 
     def set_negotiator_names(self, names: dict[str, str]) -> None:
         """Colleague names by negotiator id (from the cached GET /negotiators)."""
@@ -210,9 +219,6 @@ class PopStack(QObject):
         if on:
             for key in list(self._cards):
                 self._drop_card(key, "do_not_disturb")
-        else:
-            for view in self._book.live:
-                self._open_card(view)
         self._relayout()
 
     def set_tray_geometry(self, rect: QRect | None) -> None:
@@ -231,8 +237,6 @@ class PopStack(QObject):
             if change.action == "open":
                 if not is_withheld(view.caller):
                     self.lookup_requested.emit(view.key, view.caller)
-                if not self._dnd:
-                    self._open_card(view)
                 self._maybe_open_record(view.key)
             elif change.action == "update":
                 card = self._cards.get(view.key)
@@ -243,12 +247,14 @@ class PopStack(QObject):
             else:
                 self._contacts.pop(view.key, None)
                 self._auto_opened.discard(view.key)
-                self._drop_card(view.key, change.reason)
+                if not self._drop_card(view.key, change.reason) and not self._dnd:
+                    # A call waiting in "+N more" (no card yet) closed: still logged.
+                    log_event("pop.closed", callId=view.log_id, reason=change.reason)
+                self._announced.discard(view.key)
         self._relayout()
         self._arm()
-        mark = (len(self._book.history), self._book.history[0].key if self._book.history else None)
-        if mark != self._history_mark:
-            self._history_mark = mark
+        if self._book.history_count != self._history_mark:
+            self._history_mark = self._book.history_count
             self.history_changed.emit()
 
     def _new_card(self, view: CallView) -> PopCard:
@@ -276,9 +282,7 @@ class PopStack(QObject):
         card.winId()  # the native window now, not while a call rings
         self._spare = card
 
-    def _open_card(self, view: CallView) -> None:
-        if view.key in self._cards:
-            return
+    def _open_card(self, view: CallView) -> PopCard:
         card = self._spare
         self._spare = None
         if card is None:
@@ -288,18 +292,41 @@ class PopStack(QObject):
         contacts = self._contacts.get(view.key)
         if contacts:
             card.set_contacts(contacts)
+        if view.key in self._announced:
+            card.mark_shown()  # it was on screen before it made room for newer calls
         card.dismissed.connect(self.dismiss)
         card.record_opened.connect(self.record_opened)
-        self._cards[view.key] = card
+        return card
 
-    def _drop_card(self, key: str, reason: str) -> None:
-        card = self._cards.pop(key, None)
-        if card is None:
-            return
-        log_event("pop.closed", callId=card.view.log_id, reason=reason)
+    def _sync_cards(self) -> list[PopCard]:
+        """Give the newest `max_stacked` live calls a card and take the others' away; return
+        the cards newest first."""
+        wanted = [] if self._dnd else self._book.newest(self._max_stacked)
+        keys = {v.key for v in wanted}
+        for key in [k for k in self._cards if k not in keys]:
+            # Pushed down by newer calls: the call waits in "+N more" without widgets.
+            self._retire(self._cards.pop(key))
+        cards: dict[str, PopCard] = {}
+        for view in wanted:
+            card = self._cards.get(view.key)
+            cards[view.key] = card if card is not None else self._open_card(view)
+        self._cards = cards
+        return list(cards.values())
+
+    def _retire(self, card: PopCard) -> None:
+        if card.painted:
+            self._announced.add(card.key)
         card.hide()
         card.deleteLater()
+
+    def _drop_card(self, key: str, reason: str) -> bool:
+        card = self._cards.pop(key, None)
+        if card is None:
+            return False
+        log_event("pop.closed", callId=card.view.log_id, reason=reason)
+        self._retire(card)
         self._prepare_spare()  # a call just ended: a quiet moment to build the next card
+        return True
 
     def _maybe_open_record(self, key: str) -> None:
         """Open-record mode: the single matched record, once, on ring or on my answer."""
@@ -339,29 +366,32 @@ class PopStack(QObject):
         return infos[choose_screen(infos, self._screen, self._tray)]
 
     def _relayout(self) -> None:
+        newest_first = self._sync_cards()
         screen = self._target_screen()
-        newest_first = list(reversed(self._cards.values()))
         if screen is None:
             return
         width = card_width(screen)
         for card in newest_first:
             card.set_card_width(width)
         more_h = max(24, self._more.sizeHint().height())
+        sizes = [(c.width(), c.card_height()) for c in newest_first]
+        # The calls waiting without a card count as cards that did not fit.
+        waiting = 0 if self._dnd else self._book.live_count - len(newest_first)
         layout = stack_layout(
-            screen.available,
-            [(c.width(), c.card_height()) for c in newest_first],
+            screen.available, sizes + [sizes[-1]] * min(waiting, 1) if sizes else [],
             corner=self._corner, max_stacked=self._max_stacked, more_height=more_h,
         )
-        for card, rect in zip(newest_first, layout.cards, strict=True):
+        more = layout.more + max(0, waiting - 1) if waiting else layout.more
+        for card, rect in zip(newest_first, layout.cards[:len(newest_first)], strict=True):
             if rect is None:
                 card.hide()
                 continue
             card.setGeometry(rect.x, rect.y, rect.w, rect.h)
             if not card.isVisible():
                 card.show()
-        if layout.more and layout.more_rect is not None:
+        if more and layout.more_rect is not None:
             r = layout.more_rect
-            self._more.setText(f"+{layout.more} more")
+            self._more.setText(f"+{more} more")
             self._more.setGeometry(r.x, r.y, r.w, r.h)
             self._more.show()
         else:
@@ -374,11 +404,11 @@ class PopStack(QObject):
 
     def close_all(self) -> None:
         """Hide every pop without touching the calls (on quit)."""
+        self._quitting = True  # no card is built ahead once the pops are closed for good
         for key in list(self._cards):
             card = self._cards.pop(key)
             card.hide()
             card.deleteLater()
-        self._quitting = True  # no card is built ahead once the pops are closed for good
         if self._spare is not None:
             self._spare.deleteLater()
             self._spare = None

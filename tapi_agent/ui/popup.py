@@ -450,6 +450,10 @@ class PopCard(QWidget):
         """True once the card has been drawn on screen (and `pop.shown` logged)."""
         return self._painted
 
+    def mark_shown(self) -> None:
+        """The call was on screen before (in an earlier card): do not log `pop.shown` again."""
+        self._painted = True
+
     def resizeEvent(self, event: QResizeEvent) -> None:
         """Keep the rounded shape: a window mask, so corners look right with no compositor."""
         super().resizeEvent(event)

@@ -152,6 +152,10 @@ class TrayMenu(QObject):
         m.addSeparator()
         self.recent_menu = m.addMenu("Recent calls")
         self.recent_menu.setObjectName("recentMenu")
+        self._recent_pool: list[tuple[QMenu, QAction, QAction]] = []
+        self._history_targets: list[tuple[str, str]] = []  # (number, record URL) per slot
+        self._no_calls_action = QAction("No calls yet", self)
+        self._no_calls_action.setEnabled(False)
         self.missed_menu = m.addMenu("Missed calls")
         self.missed_menu.setObjectName("missedMenu")
         self.show_missed_action = QAction("Show missed calls…", self)
@@ -247,28 +251,52 @@ class TrayMenu(QObject):
 
         `labels` (entry key -> contact name) and `record_urls` (entry key -> agencycloud:// link)
         are optional; an entry without a link offers only "Copy number".
+
+        The submenus are a fixed set of `RECENT_LIMIT`, built once and filled in again on each
+        call: `QMenu.clear()` deletes a menu's own actions but not the submenus `addMenu` made,
+        so rebuilding them leaked 20 menus per finished call (issue 14).
         """
         self.history = list(entries)[:RECENT_LIMIT]
+        self._history_targets = []
         menu = self.recent_menu
-        menu.clear()
+        for action in menu.actions():
+            menu.removeAction(action)  # none is deleted: the pool and the placeholder stay ours
+        for _sub, copy, open_rec in self._recent_pool[len(self.history):]:
+            copy.setObjectName("")  # unused slots answer to no entry's name
+            open_rec.setObjectName("")
         if not self.history:
-            menu.addAction("No calls yet").setEnabled(False)
+            menu.addAction(self._no_calls_action)
             return
-        for entry in self.history:
+        for slot, entry in enumerate(self.history):
+            sub, copy, open_rec = self._recent_slot(slot)
             label = (labels or {}).get(entry.key)
-            sub = menu.addMenu(menu_text(history_line(entry, label)))
+            sub.setTitle(menu_text(history_line(entry, label)))
             number = entry.caller
-            copy = sub.addAction(menu_text(f"Copy number {number}" if number else "Copy number"))
+            copy.setText(menu_text(f"Copy number {number}" if number else "Copy number"))
             copy.setObjectName(f"copy:{entry.key}")
             copy.setEnabled(bool(number))
-            copy.triggered.connect(lambda _c=False, n=number: self._copy(n))
-            url = (record_urls or {}).get(entry.key)
-            open_rec = sub.addAction("Open record")
+            url = (record_urls or {}).get(entry.key) or ""
             open_rec.setObjectName(f"open:{entry.key}")
             open_rec.setEnabled(bool(url))
-            if url:
-                open_rec.triggered.connect(
-                    lambda _c=False, u=url: self.history_open_requested.emit(u))
+            self._history_targets.append((number, url))
+            menu.addMenu(sub)
+
+    def _recent_slot(self, slot: int) -> tuple[QMenu, QAction, QAction]:
+        """The `slot`-th Recent calls submenu with its two actions, built on first use."""
+        while len(self._recent_pool) <= slot:
+            i = len(self._recent_pool)
+            sub = QMenu(self.recent_menu)
+            copy = sub.addAction("Copy number")
+            copy.triggered.connect(lambda _c=False, i=i: self._copy(self._history_targets[i][0]))
+            open_rec = sub.addAction("Open record")
+            open_rec.triggered.connect(lambda _c=False, i=i: self._open_history(i))
+            self._recent_pool.append((sub, copy, open_rec))
+        return self._recent_pool[slot]
+
+    def _open_history(self, slot: int) -> None:
+        url = self._history_targets[slot][1]
+        if url:
+            self.history_open_requested.emit(url)
 
     def _copy(self, number: str) -> None:
         # The app owns the clipboard (it also logs the action); the menu only asks.

@@ -13,6 +13,7 @@ from tapi_agent.core.connection import (
     ConnState,
     Continuity,
     SeqWindow,
+    Verdict,
 )
 
 
@@ -296,3 +297,40 @@ def test_a_reconnect_the_restarting_backend_drops_again_keeps_retries_quick() ->
     assert m.lost(80.0).retry_in_ms == 0  # first drop of a stable link: at once
     m.attempting(80.0)
     assert m.lost(80.0).retry_in_ms == 1000  # then the ordinary backoff
+
+
+def test_a_seq_implausibly_far_ahead_never_becomes_the_high_water_mark() -> None:
+    c = Continuity(limit=64)
+    c.on_welcome("e")
+    for seq in (1, 2, 3):
+        assert c.accept("e", seq, None, "incomingCall")
+    assert c.classify("e", 3 + 65, "x", "incomingCall") is Verdict.IMPLAUSIBLE
+    assert c.classify("e", 3 + 64, "x", "incomingCall") is Verdict.NEW  # a gap within reach
+    assert not c.accept("e", 10**9, "glitch", "incomingCall")
+    assert c.highest == 3 and c.last_seq == 3
+    assert c.accept("e", 4, None, "incomingCall")  # the next event is still new
+    assert c.classify("e", 10**9 + 1, None, "incomingCall") is Verdict.IMPLAUSIBLE  # forgotten
+
+
+def test_two_far_seqs_that_agree_mean_the_numbering_moved_and_rebase_resumes_before_them(
+) -> None:
+    c = Continuity(limit=64)
+    c.on_welcome("e")
+    c.accept("e", 1, None, "incomingCall")
+    c.suspect(500)
+    assert c.classify("e", 501, None, "incomingCall") is Verdict.MOVED
+    assert c.classify("e", 500, None, "incomingCall") is Verdict.IMPLAUSIBLE  # the same again
+    assert c.rebase() == 499
+    assert c.on_welcome("e").resume_seq == 499
+    assert c.classify("e", 500, None, "incomingCall") is Verdict.NEW
+
+
+def test_classify_remembers_nothing_until_record() -> None:
+    c = Continuity()
+    c.on_welcome("e")
+    assert c.classify("e", 1, "a", "incomingCall") is Verdict.NEW
+    assert c.classify("e", 1, "a", "incomingCall") is Verdict.NEW
+    c.record(1, "a", "incomingCall")
+    assert c.classify("e", 1, None, "incomingCall") is Verdict.DUPLICATE
+    assert c.classify("e", 2, "a", "incomingCall") is Verdict.DUPLICATE
+    assert c.classify("other", 2, "b", "incomingCall") is Verdict.FOREIGN

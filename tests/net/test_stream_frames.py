@@ -12,7 +12,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -172,7 +172,9 @@ def test_replayed_events_are_flagged_until_the_replayed_frame() -> None:
     assert r.resyncs == []
 
 
-def test_a_crashing_consumer_does_not_stop_the_ack() -> None:
+def test_a_crashing_consumer_is_logged_and_its_event_is_neither_acked_nor_marked_seen(
+    rejections: Rejections,
+) -> None:
     r = Recorder()
 
     def boom(_: Delivery) -> None:
@@ -180,7 +182,12 @@ def test_a_crashing_consumer_does_not_stop_the_ack() -> None:
 
     r.client._on_delivery = boom
     r.welcome()
+    assert r.client.process_frame(notification(1)) == []  # not handed over: not acked
+    assert "RuntimeError" in rejections.reasons[-1]
+    r.client._on_delivery = r.deliveries.append
+    # Redelivered (the backend kept it unacknowledged): this time it gets through.
     assert r.client.process_frame(notification(1)) == ['{"type":"ack","seq":1}']
+    assert [d.frame.seq for d in r.deliveries] == [1]
 
 
 # -- bad frames -------------------------------------------------------------------------------
@@ -311,19 +318,47 @@ def test_frames_before_the_welcome_are_rejected(rejections: Rejections) -> None:
     assert rejections.reasons == ["notification frame before welcome"]
 
 
-def test_a_notification_for_another_product_is_acked_but_not_delivered(
+def test_a_notification_for_another_product_is_rejected_not_acked_and_not_delivered(
     rejections: Rejections,
 ) -> None:
     r = Recorder()
     r.welcome()
-    assert r.client.process_frame(notification(1, products=["Other"])) == [
-        '{"type":"ack","seq":1}'
-    ]
+    assert r.client.process_frame(notification(1, products=["Other"])) == []
     assert r.deliveries == []
     assert "not for product" in rejections.reasons[0]
+    r.client.process_frame(notification(2, "call-2"))
+    assert r.welcome()[0] == '{"type":"resume","epoch":"e1","lastSeq":2}'  # moved past it
 
 
 # -- through a real socket --------------------------------------------------------------------
+
+
+def _run_client(handler: Callable[[ServerConnection], Awaitable[None]],
+                done: Callable[[], object], what: str) -> tuple[list[Delivery], list[ConnState]]:
+    """Run a StreamClient against `handler` on loopback until `done()`; its deliveries and
+    connection states."""
+    deliveries: list[Delivery] = []
+    states: list[ConnState] = []
+
+    async def scenario() -> None:
+        async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            client = StreamClient(
+                f"http://127.0.0.1:{port}", CallableTokenSource(_no_token),
+                on_delivery=deliveries.append, on_status=lambda s: states.append(s.state),
+                on_resync=lambda _: None,
+            )
+            task = asyncio.create_task(client.run())
+            deadline = time.monotonic() + 10
+            while not done():
+                assert time.monotonic() < deadline, f"{what}; states={states}"
+                await asyncio.sleep(0.005)
+            await client.stop()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    return deliveries, states
+
 
 
 def test_bad_frames_over_a_real_socket_keep_the_connection_and_a_huge_one_reconnects(
@@ -347,26 +382,8 @@ def test_bad_frames_over_a_real_socket_keep_the_connection_and_a_huge_one_reconn
         await ws.send("x" * (HARD_FRAME_LIMIT + 1))  # beyond the hard limit: 1009
         await ws.wait_closed()
 
-    deliveries: list[Delivery] = []
-    states: list[ConnState] = []
-
-    async def scenario() -> None:
-        async with serve(handler, "127.0.0.1", 0, max_size=None) as server:
-            port = server.sockets[0].getsockname()[1]
-            client = StreamClient(
-                f"http://127.0.0.1:{port}", CallableTokenSource(_no_token),
-                on_delivery=deliveries.append, on_status=lambda s: states.append(s.state),
-                on_resync=lambda _: None,
-            )
-            task = asyncio.create_task(client.run())
-            deadline = time.monotonic() + 10
-            while not (len(received) == 2 and received[1]):
-                assert time.monotonic() < deadline, f"no reconnect; states={states}"
-                await asyncio.sleep(0.005)
-            await client.stop()
-            await asyncio.wait_for(task, 5)
-
-    asyncio.run(scenario())
+    deliveries, states = _run_client(handler, lambda: len(received) == 2 and received[1],
+                                     "no reconnect")
     assert [d.frame.notification.payload.id for d in deliveries] == ["good"]
     assert received[0] == [{"type": "ack", "seq": 1}]
     assert received[1] == [{"type": "resume", "epoch": "e1", "lastSeq": 1}]  # then the re-ack
@@ -513,3 +530,132 @@ def test_the_proxy_setting_decides_the_streams_route(
     assert bool(connects) is through_proxy
     if through_proxy:
         assert connects[0] == f"CONNECT {host}:443 HTTP/1.1"
+
+
+# -- a backend that cannot be trusted (issue 14) ----------------------------------------------
+
+
+def test_a_seq_far_ahead_is_a_continuity_break_and_the_next_calls_still_pop(
+    rejections: Rejections,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    for seq in (1, 2, 3):
+        r.client.process_frame(notification(seq, f"call-{seq}"))
+    # One frame numbered far ahead (a backend bug or glitch): not trusted, not acked.
+    assert r.client.process_frame(notification(10**9, "glitch")) == []
+    assert r.resyncs == ["seq_jump"]
+    assert any("1000000000" in reason and "resync" in reason for reason in rejections.reasons)
+    assert r.client.continuity.last_seq == 3  # never the new high-water mark
+    for seq in (4, 5):
+        assert r.client.process_frame(notification(seq, f"call-{seq}")) == [
+            json.dumps({"type": "ack", "seq": seq}, separators=(",", ":"))]
+    assert [d.frame.seq for d in r.deliveries] == [1, 2, 3, 4, 5]
+    assert r.welcome()[0] == '{"type":"resume","epoch":"e1","lastSeq":5}'
+
+
+def test_a_seq_far_below_after_a_bogus_first_frame_does_not_silence_the_stream(
+    rejections: Rejections,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    r.client.process_frame(notification(10**9, "glitch"))  # the first frame anchors
+    assert r.client.process_frame(notification(42, "a")) == []  # one far frame: suspect
+    assert r.client.process_frame(notification(43, "b")) == []  # a second agrees: moved
+    assert r.client._wake.is_set()  # reconnects to have 42 and 43 replayed
+    assert len(rejections.reasons) == 2
+    resume = json.loads(r.welcome()[0])
+    assert resume == {"type": "resume", "epoch": "e1", "lastSeq": 41}
+    for seq, call in ((42, "a"), (43, "b")):  # the replay
+        assert r.client.process_frame(notification(seq, call)) != []
+    assert [d.frame.notification.payload.id for d in r.deliveries] == ["glitch", "a", "b"]
+
+
+def test_numbering_that_really_moved_is_followed_after_two_frames_agree(
+    rejections: Rejections,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    for seq in (1, 2):
+        r.client.process_frame(notification(seq, f"call-{seq}"))
+    assert r.client.process_frame(notification(9_000, "x")) == []
+    assert r.client.process_frame(notification(9_001, "y")) == []
+    assert r.resyncs == ["seq_jump"]
+    assert r.client.continuity.last_seq == 8_999
+    assert json.loads(r.welcome()[0])["lastSeq"] == 8_999
+    for seq, call in ((9_000, "x"), (9_001, "y"), (9_002, "z")):
+        r.client.process_frame(notification(seq, call))
+    assert [d.frame.seq for d in r.deliveries] == [1, 2, 9_000, 9_001, 9_002]
+
+
+def _nested(depth: int = 50_000) -> str:  # ~100 KB, under MAX_FRAME_BYTES
+    return '{"type":"notification","seq":1,"x":' + "[" * depth + "]" * depth + "}"
+
+
+def test_a_deeply_nested_frame_is_rejected_and_the_stream_goes_on(
+    rejections: Rejections,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    assert r.client.process_frame(_nested()) == []
+    assert "nested" in rejections.reasons[-1]
+    assert r.client.process_frame(notification(1)) == ['{"type":"ack","seq":1}']
+    assert [d.frame.seq for d in r.deliveries] == [1]
+
+
+@pytest.mark.parametrize("sent_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_a_sent_at_out_of_range_is_rejected_and_its_seq_is_not_lost(
+    rejections: Rejections, sent_at: str,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    bad = notification_dict(1, "call-1")
+    bad["sentAt"] = sent_at
+    assert r.client.process_frame(json.dumps(bad)) == []
+    assert "sentAt" in rejections.reasons[-1]
+    # The same event sent again, well formed: it is new, not a duplicate.
+    assert r.client.process_frame(notification(1, "call-1")) == ['{"type":"ack","seq":1}']
+    assert [d.frame.seq for d in r.deliveries] == [1]
+
+
+def test_any_exception_a_frame_causes_is_caught_at_the_frame_and_nothing_is_marked_seen(
+    rejections: Rejections, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    r = Recorder()
+    r.welcome()
+    real = r.client._clock
+    monkeypatch.setattr(r.client, "_clock", lambda: 1 / 0)
+    assert r.client.process_frame(notification(1)) == []
+    assert "ZeroDivisionError" in rejections.reasons[-1]
+    monkeypatch.setattr(r.client, "_clock", real)
+    assert r.client.process_frame(notification(1)) == ['{"type":"ack","seq":1}']
+    assert [d.frame.seq for d in r.deliveries] == [1]
+
+
+def test_nested_and_out_of_range_frames_over_a_real_socket_keep_the_connection(
+    rejections: Rejections,
+) -> None:
+    connections: list[list[dict[str, Any]]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        frames: list[dict[str, Any]] = []
+        connections.append(frames)
+        await ws.send(welcome("e1"))
+        if len(connections) > 1:
+            await ws.wait_closed()
+            return
+        far = notification_dict(2, "far")
+        far["sentAt"] = "0001-01-01T00:00:00+14:00"
+        for raw in (notification(1, "a"), _nested(), json.dumps(far), notification(10**9, "bogus"),
+                    notification(2, "b"), notification(3, "c")):
+            await ws.send(raw)
+        while len(frames) < 3:
+            frames.append(json.loads(await ws.recv()))
+        await ws.wait_closed()
+
+    deliveries, states = _run_client(handler, lambda: connections and len(connections[0]) == 3,
+                                     "acks missing")
+    assert [d.frame.notification.payload.id for d in deliveries] == ["a", "b", "c"]
+    assert [f["seq"] for f in connections[0]] == [1, 2, 3]
+    assert len(connections) == 1 and states.count(ConnState.CONNECTED) == 1
+    assert len(rejections.reasons) == 3  # nested, sentAt, the seq jump: each logged
