@@ -144,10 +144,9 @@ class BodyLimitMiddleware:
             return
         limit = body_limit(scope.get("path", ""))
         for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                if value.isdigit() and int(value) > limit:
-                    await self._too_large(scope, receive, send, limit)
-                    return
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await self._too_large(scope, receive, send, limit)
+                return
         chunks: list[bytes] = []
         size = 0
         while True:
