@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server = MockServer(
             args.host, args.port, heartbeat_ms=args.heartbeat_ms, token_ttl=args.token_ttl,
             retention_s=args.retention_s, retention_max=args.retention_max,
-            auto_approve=args.auto_approve, seed=args.seed,
+            auto_approve=args.auto_approve, seed=args.seed, issuer_path=args.issuer_path,
         )
     except OSError as exc:
         raise CliError(f"cannot read the seed file {args.seed}: {exc.strerror or exc}") from None
@@ -68,7 +68,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"tapi-agent-mock listening on {url}  (epoch {server.epoch})", flush=True)
     print(f"  stream:  {server.ws_url}")
     print(f"  docs:    {url}/docs")
-    print(f"  sign-in: {url}/oauth/authorize"
+    if args.issuer_path:
+        print(f"  issuer:  {server.state.issuer.issuer}")
+    print(f"  sign-in: {url}/authorize"
           + (f"  (auto-approves {args.auto_approve})" if args.auto_approve else ""))
     print("  provider client: demo-provider / demo-secret")
     print("Press Ctrl+C to stop.", flush=True)
@@ -253,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stream heartbeat interval (default 15000)")
     serve.add_argument("--auto-approve", metavar="NEG",
                        help="sign-in skips the page and signs in as this negotiator (e.g. JAS)")
+    serve.add_argument("--issuer-path", default="", metavar="PATH",
+                       help="put the OpenID issuer (and its discovery document) under PATH, "
+                       "e.g. /eu-west-2_demo, as Reapit Connect's issuer has a path; the "
+                       "endpoints stay at the root")
     serve.add_argument("--seed", type=Path, metavar="FILE",
                        help="JSON file with negotiators/offices/contacts/clients to serve")
     serve.add_argument("--retention-s", type=float, default=300, metavar="S",

@@ -1,4 +1,13 @@
-"""Reapit Connect for the mock: authorize page, token endpoint (PKCE, rotation), JWKS, logout."""
+"""Reapit Connect for the mock, at Reapit's documented paths.
+
+`GET /authorize` (a sign-in page, or `--auto-approve`), `POST /token` (PKCE S256, rotating
+refresh tokens, client_credentials), `GET /oauth2/userInfo`, `GET /oidc/logout`, the keys and
+OpenID discovery at `{issuer}/.well-known/...` (the issuer may have a path: `--issuer-path`).
+`/oauth/authorize` and `/oauth/token` stay as aliases. The sign-in page leaves a session cookie,
+as Reapit Connect does: a later authorize signs in at once, `prompt=none` without it answers
+`login_required`, `prompt=login` or an exceeded `max_age` asks again; ID tokens carry
+`auth_time`.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +32,8 @@ router = APIRouter(tags=["reapit connect"])
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+SESSION_COOKIE = "mock_connect_session"
+_BROWSER_SESSIONS_MAX = 4096
 
 
 def oauth_error(error: str, description: str, status: int = 400,
@@ -74,7 +85,7 @@ border-radius: 8px; background: #f7f8fc; cursor: pointer; }}
 .who:hover {{ background: #e8ecfb; }} small {{ color: #667; }} .deny {{ margin-top: 1rem; }}
 </style></head><body>
 <h1>Sign in to {client}</h1><p>Pick a demo negotiator (this is the mock backend).</p>
-<form method="get" action="/oauth/authorize">{hidden}{buttons}
+<form method="get" action="/authorize">{hidden}{buttons}
 <button class="deny" name="deny" value="1">Cancel</button></form></body></html>
 """
 
@@ -95,10 +106,41 @@ def _sign_in_page(state: MockState, params: dict[str, str], client: Client) -> H
                                      buttons=buttons))
 
 
-@router.get("/oauth/authorize", summary="Sign-in page (Authorization Code + PKCE)",
+def _browser_session(state: MockState, request: Request, max_age: int | None
+                     ) -> tuple[str, float] | None:
+    """(negotiator, auth_time) of the browser's sign-in session, if it is fresh enough."""
+    sid = request.cookies.get(SESSION_COOKIE, "")
+    found = state.browser_sessions.get(sid)
+    if found is None:
+        return None
+    negotiator_id, auth_time = found
+    if max_age is not None and time.time() - auth_time > max_age:
+        return None
+    person = state.seed.negotiator(negotiator_id)
+    if person is None or not person.get("active", True):
+        return None
+    return found
+
+
+def _max_age(params: dict[str, str]) -> int | str | None:
+    raw = params.get("max_age")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        return "max_age must be a whole number of seconds"
+    return value if value >= 0 else "max_age must not be negative"
+
+
+@router.get("/authorize", summary="Sign-in page (Authorization Code + PKCE)",
             response_class=HTMLResponse)
+@router.get("/oauth/authorize", summary="Sign-in page (alias of /authorize)",
+            response_class=HTMLResponse, include_in_schema=False)
 async def authorize(request: Request) -> Response:
-    """Lists demo negotiators; with `--auto-approve NEG` redirects at once with a code."""
+    """Lists demo negotiators; with `--auto-approve NEG`, or a sign-in session cookie,
+    redirects at once with a code. `prompt=none`: `login_required` without a session;
+    `prompt=login` / `max_age`: ask again."""
     state = state_of(request)
     params = dict(request.query_params)
     client = state.seed.client(params.get("client_id", ""))
@@ -109,21 +151,41 @@ async def authorize(request: Request) -> Response:
         return _error_page("redirect_uri must be a loopback URL such as "
                            "http://127.0.0.1:PORT/callback.")
     out_state = {"state": params["state"]} if "state" in params else {}
+    issuer = {"iss": state.issuer.issuer}  # RFC 9207, on every answer
 
     def fail(error: str, description: str) -> Response:
         return RedirectResponse(
             _with_query(redirect_uri, {"error": error, "error_description": description,
-                                       **out_state}), status_code=302)
+                                       **out_state, **issuer}), status_code=302)
 
     if params.get("response_type") != "code":
         return fail("unsupported_response_type", "response_type must be code")
     challenge = params.get("code_challenge", "")
     if params.get("code_challenge_method") != "S256" or not (43 <= len(challenge) <= 128):
         return fail("invalid_request", "PKCE is required: code_challenge with method S256")
+    max_age = _max_age(params)
+    if isinstance(max_age, str):
+        return fail("invalid_request", max_age)
+    prompts = set(params.get("prompt", "").split())
+    if "none" in prompts and len(prompts) > 1:
+        return fail("invalid_request", "prompt=none cannot be combined with other values")
     if params.get("deny"):
         return fail("access_denied", "the user cancelled the sign-in")
-    negotiator_id = params.get("negotiator") or state.auto_approve
-    if not negotiator_id:
+    chosen = params.get("negotiator")
+    now = time.time()
+    session = None if "login" in prompts else _browser_session(state, request, max_age)
+    if chosen:
+        negotiator_id, auth_time, new_cookie = chosen, now, True
+    elif session is not None:
+        (negotiator_id, auth_time), new_cookie = session, False
+    elif state.auto_approve and "none" not in prompts:
+        negotiator_id, auth_time, new_cookie = state.auto_approve, now, True
+    elif state.auto_approve and "login" not in prompts and max_age is None:
+        # --auto-approve stands for a user who is always signed in
+        negotiator_id, auth_time, new_cookie = state.auto_approve, now, True
+    elif "none" in prompts:
+        return fail("login_required", "no sign-in session; sign in without prompt=none")
+    else:
         return _sign_in_page(state, params, client)
     person = state.seed.negotiator(negotiator_id)
     if person is None or not person.get("active", True):
@@ -133,10 +195,17 @@ async def authorize(request: Request) -> Response:
         code=code, client_id=client.id, negotiator_id=negotiator_id,
         redirect_uri=redirect_uri, challenge=challenge,
         scopes=tuple(params.get("scope", "openid").split()), nonce=params.get("nonce"),
-        expires_at=time.time() + state.code_ttl_s,
+        expires_at=now + state.code_ttl_s, auth_time=auth_time,
     )
-    return RedirectResponse(_with_query(redirect_uri, {"code": code, **out_state}),
-                            status_code=302)
+    response = RedirectResponse(_with_query(redirect_uri, {"code": code, **out_state,
+                                                           **issuer}), status_code=302)
+    if new_cookie:
+        sid = secrets.token_urlsafe(24)
+        state.browser_sessions[sid] = (negotiator_id, auth_time)
+        while len(state.browser_sessions) > _BROWSER_SESSIONS_MAX:
+            del state.browser_sessions[next(iter(state.browser_sessions))]
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="lax", path="/")
+    return response
 
 
 def _client_auth(request: Request, form: dict[str, str]) -> tuple[str, str | None]:
@@ -164,7 +233,8 @@ def _session_tokens(state: MockState, session: Session, nonce: str | None = None
                                          session_id=session.id, client_id=session.client_id),
         "id_token": state.issuer.id_token(client_id=session.client_id, negotiator=person,
                                           ttl=state.token_ttl, session_id=session.id,
-                                          nonce=nonce, customer=state.seed.customer),
+                                          nonce=nonce, customer=state.seed.customer,
+                                          auth_time=session.auth_time or None),
         "expires_in": state.token_ttl,
         "token_type": "Bearer",
         "scope": " ".join(session.scopes),
@@ -209,6 +279,7 @@ def _grant_code(state: MockState, form: dict[str, str], client: Client) -> Respo
     session = Session(
         id=secrets.token_hex(8), client_id=client.id, negotiator_id=code.negotiator_id,
         scopes=tuple(_negotiator_scopes(code.scopes, client)), refresh_token=None,
+        auth_time=code.auth_time,
     )
     state.sessions[session.id] = session
     code.session_id = session.id
@@ -265,8 +336,10 @@ _TOKEN_FORM = {
 }
 
 
-@router.post("/oauth/token", summary="Token endpoint (form-encoded)",
+@router.post("/token", summary="Token endpoint (form-encoded)",
              openapi_extra={"requestBody": _TOKEN_FORM})
+@router.post("/oauth/token", summary="Token endpoint (alias of /token)",
+             openapi_extra={"requestBody": _TOKEN_FORM}, include_in_schema=False)
 async def token(request: Request) -> Response:
     """authorization_code (+PKCE S256), refresh_token (rotating), client_credentials."""
     state = state_of(request)
@@ -310,14 +383,53 @@ async def logout(
         except TokenError:
             session_id = None
     revoked = revoke_session(mock, session_id) if session_id else False
+    # The browser's sign-in session ends too: the next authorize asks again.
+    browser = mock.browser_sessions.pop(request.cookies.get(SESSION_COOKIE, ""), None)
+    response: Response
     if post_logout_redirect_uri:
         if not is_loopback_uri(post_logout_redirect_uri):
             return _error_page("post_logout_redirect_uri must be a loopback URL.")
         extra = {"state": state} if state else {}
-        return RedirectResponse(_with_query(post_logout_redirect_uri, extra) if extra
-                                else post_logout_redirect_uri, status_code=302)
-    text = "You are signed out." if revoked else "No session to sign out of."
-    return HTMLResponse(f"<!doctype html><title>Signed out</title><p>{text}</p>")
+        response = RedirectResponse(_with_query(post_logout_redirect_uri, extra) if extra
+                                    else post_logout_redirect_uri, status_code=302)
+    else:
+        text = ("You are signed out." if revoked or browser is not None
+                else "No session to sign out of.")
+        response = HTMLResponse(f"<!doctype html><title>Signed out</title><p>{text}</p>")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/oauth2/userInfo", summary="UserInfo (claims of the signed-in negotiator)")
+async def userinfo(request: Request) -> Response:
+    """The negotiator's claims for a bearer access token (OpenID Connect Core 5.3)."""
+    mock = state_of(request)
+    header = request.headers.get("authorization", "")
+    challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    if not header.lower().startswith("bearer "):
+        return oauth_error("invalid_token", "a bearer access token is required", 401,
+                           {"WWW-Authenticate": "Bearer"})
+    try:
+        claims = mock.verify(header[7:].strip())
+    except TokenError as exc:
+        return oauth_error("invalid_token", exc.reason, 401, challenge)
+    if not claims.negotiator_id:
+        return oauth_error("invalid_token", "not a negotiator's token", 401, challenge)
+    person = mock.seed.negotiator(claims.negotiator_id) or {"id": claims.negotiator_id}
+    body = {
+        "sub": claims.negotiator_id,
+        "custom:reapit:userCode": claims.negotiator_id,
+        "custom:reapit:clientCode": mock.seed.customer,
+        "custom:reapit:officeId": person.get("officeId", ""),
+        "name": person.get("name", ""),
+        "email": person.get("email", ""),
+    }
+    return JSONResponse({k: v for k, v in body.items() if v}, headers=_NO_STORE)
+
+
+def _issuer_prefix(request: Request, prefix: str) -> bool:
+    """True when `/{prefix}/.well-known/...` is under this mock's issuer path."""
+    return "/" + prefix.strip("/") == state_of(request).issuer_path
 
 
 @router.get("/.well-known/jwks.json", summary="Signing keys")
@@ -327,24 +439,56 @@ async def jwks(request: Request) -> dict[str, Any]:
 
 
 @router.get("/.well-known/openid-configuration", summary="OIDC discovery")
-async def openid_configuration(request: Request) -> dict[str, Any]:
-    """Where the endpoints are, for clients that discover them."""
+async def openid_configuration(request: Request) -> Response:
+    """Where the endpoints are, for clients that discover them (here when the issuer has no
+    path; with `--issuer-path` only under it, as a provider publishes it)."""
     mock = state_of(request)
-    base = mock.issuer.issuer
+    if mock.issuer_path:
+        return JSONResponse({"error": "not_found", "description":
+                             f"discovery is at {mock.issuer.issuer}/.well-known/"
+                             "openid-configuration"}, status_code=404)
+    return JSONResponse(_discovery(mock))
+
+
+@router.get("/{prefix:path}/.well-known/openid-configuration", include_in_schema=False)
+async def openid_configuration_under_issuer(request: Request, prefix: str) -> Response:
+    """Discovery under `--issuer-path` (an issuer such as Reapit Connect's has a path)."""
+    if not _issuer_prefix(request, prefix):
+        return JSONResponse({"error": "not_found"}, status_code=404)
+    return JSONResponse(_discovery(state_of(request)))
+
+
+@router.get("/{prefix:path}/.well-known/jwks.json", include_in_schema=False)
+async def jwks_under_issuer(request: Request, prefix: str) -> Response:
+    """The keys under `--issuer-path`, where Reapit documents them (`{issuer}/.well-known/...`)."""
+    if not _issuer_prefix(request, prefix):
+        return JSONResponse({"error": "not_found"}, status_code=404)
+    return JSONResponse(state_of(request).issuer.jwks())
+
+
+def _discovery(mock: MockState) -> dict[str, Any]:
+    issuer = mock.issuer.issuer
+    base = issuer[: len(issuer) - len(mock.issuer_path)] if mock.issuer_path else issuer
     return {
-        "issuer": base,
-        "authorization_endpoint": f"{base}/oauth/authorize",
-        "token_endpoint": f"{base}/oauth/token",
-        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "issuer": issuer,
+        "authorization_endpoint": f"{base}/authorize",
+        "token_endpoint": f"{base}/token",
+        "userinfo_endpoint": f"{base}/oauth2/userInfo",
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "end_session_endpoint": f"{base}/oidc/logout",
         "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
                                                   "none"],
-        "scopes_supported": sorted({s for c in mock.seed.clients for s in c.scopes}),
-        "claims_supported": ["sub", "name", "email", "custom:reapit:userCode",
-                             "custom:reapit:clientCode", "custom:reapit:officeId"],
+        "scopes_supported": sorted({"openid", "profile", "email", "offline_access",
+                                    *(s for c in mock.seed.clients for s in c.scopes)}),
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": True,
+        "claims_supported": ["sub", "name", "email", "auth_time", "nonce",
+                             "custom:reapit:userCode", "custom:reapit:clientCode",
+                             "custom:reapit:officeId"],
     }

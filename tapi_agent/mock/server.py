@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import threading
 from pathlib import Path
@@ -35,6 +36,7 @@ class MockServer:
         retention_max: int = 1000,
         auto_approve: str | None = None,
         seed: Path | None = None,
+        issuer_path: str = "",
     ) -> None:
         if heartbeat_ms <= 0 or token_ttl <= 0 or retention_s < 0 or retention_max < 1:
             raise ValueError("heartbeat_ms and token_ttl must be positive, retention_s at least "
@@ -46,6 +48,12 @@ class MockServer:
             heartbeat_ms=heartbeat_ms, token_ttl=token_ttl, retention_s=retention_s,
             retention_max=retention_max, auto_approve=auto_approve,
         )
+        # Reapit Connect's issuer has a path (`https://cognito-idp.../{poolId}`) and another
+        # place than its endpoints; `issuer_path` plays that: the issuer (and its discovery
+        # document and keys) live under the path, the endpoints stay at the root.
+        if issuer_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", issuer_path):
+            raise ValueError("issuer_path must look like /eu-west-2_demo")
+        self.state.issuer_path = issuer_path
         self.app = create_app(self.state)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -113,7 +121,7 @@ class MockServer:
                 return
             sock = self._bind()
             self._port = sock.getsockname()[1]
-            self.state.issuer.issuer = self.base_url
+            self.state.issuer.issuer = self.base_url + self.state.issuer_path
             config = uvicorn.Config(
                 self.app, log_level="warning", access_log=False, lifespan="off",
                 ws_ping_interval=None, ws_ping_timeout=None, timeout_graceful_shutdown=2,

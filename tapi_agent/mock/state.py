@@ -76,6 +76,7 @@ class AuthCode:
     expires_at: float
     used: bool = False
     session_id: str | None = None  # the session its exchange created (revoked on reuse)
+    auth_time: float = 0.0  # when the user signed in at the sign-in page (OIDC auth_time)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Session:
     refresh_token: str | None
     used_refresh: set[str] = field(default_factory=set)
     revoked: bool = False
+    auth_time: float = 0.0
 
 
 @dataclass
@@ -127,6 +129,10 @@ class MockState:
         self.sessions: dict[str, Session] = {}
         self.refresh_index: dict[str, str] = {}  # every refresh token ever issued -> session id
         self.code_ttl_s: float = 600  # authorization codes live 10 minutes
+        self.issuer_path = ""  # set by MockServer (--issuer-path)
+        # Reapit Connect's own sign-in session in the browser (a cookie): sid ->
+        # (negotiator id, auth_time). It lets `prompt=none` and single sign-on work.
+        self.browser_sessions: dict[str, tuple[str, float]] = {}
         self.forbidden: set[str] = set()  # negotiators refused on the stream (4003)
         self.journal_entries: list[JournalEntry] = []  # POST /journalEntries, oldest first
         # (collection, id) -> (eTag, first seen, last changed): `created`/`modified` of records

@@ -110,6 +110,7 @@ class TokenIssuer:
         session_id: str,
         nonce: str | None = None,
         customer: str = "SBOX",
+        auth_time: float | None = None,
     ) -> str:
         """Sign an OIDC ID token with the Reapit custom claims of the negotiator."""
         now = int(time.time())
@@ -129,6 +130,8 @@ class TokenIssuer:
         }
         if nonce:
             claims["nonce"] = nonce
+        if auth_time:
+            claims["auth_time"] = int(auth_time)
         return self._sign(claims)
 
     def decode(self, token: str, *, use: str, verify_exp: bool = True) -> dict[str, Any]:

@@ -228,7 +228,8 @@ def test_openid_configuration_points_at_the_endpoints(
 ) -> None:
     conf = http.get("/.well-known/openid-configuration").json()
     assert conf["issuer"] == mock_server.base_url
-    assert conf["token_endpoint"] == mock_server.base_url + "/oauth/token"
+    assert conf["token_endpoint"] == mock_server.base_url + "/token"
+    assert conf["authorization_endpoint"] == mock_server.base_url + "/authorize"
     assert conf["code_challenge_methods_supported"] == ["S256"]
 
 
