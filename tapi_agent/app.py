@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     diag = sub.add_parser("diagnose", parents=[common],
                           help="check config, DNS, TCP, TLS, token and the websocket; exit 0 if OK")
     diag.add_argument("--timeout", type=float, default=5.0, help="seconds per step (default 5)")
+    sub.add_parser("sign-out", parents=[common],
+                   help="sign the running agent out (or end the saved session when none runs)")
     return parser
 
 
@@ -84,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_app_settings(args, paths)
     if args.command == "diagnose":
         return run_diagnose(args, settings)
+    if args.command == "sign-out":
+        return run_sign_out(settings)
     if args.command == "demo" and not _mock_available():
         print("tapi-agent demo needs the mock backend, which this installation leaves out.\n"
               "Install it with: pip install 'tapi-agent[mock]'", file=sys.stderr)
@@ -100,6 +104,34 @@ def _mock_available() -> bool:
             importlib.util.find_spec("fastapi") is not None
     except ImportError:
         return False
+
+
+# ---------------------------------------------------------------------------- sign-out
+
+
+def run_sign_out(settings: Settings) -> int:
+    """`tapi-agent sign-out`: the running agent signs out (its session revoked at the provider
+    and ended in the browser); with no agent running, the saved session is ended the same way.
+    For shared PCs and scripts (a sign-off script, IT's remote tools)."""
+    from PySide6.QtCore import QCoreApplication
+
+    from tapi_agent.ui.single_instance import SIGN_OUT, default_name, tell
+
+    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
+    if tell(default_name(), SIGN_OUT):
+        print("Asked the running TAPI Agent to sign out.")
+        return 0
+    from tapi_agent.net.auth import Session
+    from tapi_agent.net.tokens import TokenStore
+
+    store = TokenStore()
+    if not store.available:
+        print("No agent is running and no credential store is available: nothing to sign out.")
+        return 0
+    session = Session(make_connect(settings, settings["server.url"]), store)
+    ended = asyncio.run(session.sign_out_saved())
+    print("Signed out." if ended else "No saved session: nothing to sign out.")
+    return 0
 
 
 # ---------------------------------------------------------------------------- diagnose
@@ -238,6 +270,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
                       demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
         holder.append(agent)
         instance.activated.connect(agent.show_status)
+        instance.sign_out_requested.connect(agent.sign_out)
         install_crash_handler(
             lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
         )  # the handler may run in the worker thread: cross by signal

@@ -364,6 +364,41 @@ async def token(request: Request) -> Response:
     return oauth_error("unsupported_grant_type", f"unsupported grant_type {grant!r}")
 
 
+_REVOKE_FORM = {
+    "required": True,
+    "content": {"application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "required": ["token"],
+        "properties": {"token": {"type": "string"}, "token_type_hint": {"type": "string"},
+                       "client_id": {"type": "string"}},
+    }}},
+}
+
+
+@router.post("/oauth2/revoke", summary="Revoke a refresh token (RFC 7009)",
+             openapi_extra={"requestBody": _REVOKE_FORM})
+async def revoke(request: Request) -> Response:
+    """Revoke the session of a refresh token (as Reapit Connect's Cognito `/oauth2/revoke`).
+    An unknown token is 200 too (RFC 7009 2.2: nothing to tell an attacker)."""
+    mock = state_of(request)
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")
+    try:
+        form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return oauth_error("invalid_request", "the body is not UTF-8")
+    client_id, _ = _client_auth(request, form)
+    if mock.seed.client(client_id) is None:
+        return oauth_error("invalid_client", "unknown client", 401)
+    if not form.get("token"):
+        return oauth_error("invalid_request", "token is required")
+    session_id = mock.refresh_index.get(form["token"])
+    session = mock.sessions.get(session_id or "")
+    if session is not None and session.client_id == client_id:
+        revoke_session(mock, session.id)
+    return Response(status_code=200, headers=_NO_STORE)
+
+
 @router.get("/oidc/logout", summary="End the session", response_class=HTMLResponse)
 async def logout(
     request: Request,
@@ -476,6 +511,7 @@ def _discovery(mock: MockState) -> dict[str, Any]:
         "userinfo_endpoint": f"{base}/oauth2/userInfo",
         "jwks_uri": f"{issuer}/.well-known/jwks.json",
         "end_session_endpoint": f"{base}/oidc/logout",
+        "revocation_endpoint": f"{base}/oauth2/revoke",
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

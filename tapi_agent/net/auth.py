@@ -848,6 +848,22 @@ class Session:
             if opened is False:
                 _log.info("no browser opened to end the provider session")
 
+    async def sign_out_saved(self) -> bool:
+        """End the session saved in the store without restoring it (no agent running):
+        revoke it at the provider, forget it here. False when nothing was saved."""
+        try:
+            blob = await asyncio.to_thread(self._store.load, self.account)
+            refresh_token = str(json.loads(blob)["refresh_token"]) if blob else None
+        except (TokenStoreError, ValueError, KeyError, TypeError) as exc:
+            _log.warning("the saved session cannot be read: %s", exc)
+            refresh_token = None
+        if refresh_token is None:
+            return False
+        async with self._lock:
+            self._refresh_token = refresh_token
+        await self.sign_out()
+        return True
+
     # -- internals ------------------------------------------------------------------------------
 
     def _set_tokens(self, tokens: TokenSet) -> None:

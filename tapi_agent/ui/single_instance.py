@@ -13,6 +13,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 log = logging.getLogger("tapi_agent.ui.single_instance")
 
 SHOW = b"show\n"
+SIGN_OUT = b"sign-out\n"  # `tapi-agent sign-out`: end the running agent's session
 CONNECT_TIMEOUT_MS = 1000
 
 
@@ -31,6 +32,7 @@ class SingleInstance(QObject):
     """Claims the per-user name; the first instance listens, later ones hand over and exit."""
 
     activated = Signal()  # a second launch asked us to show ourselves
+    sign_out_requested = Signal()  # `tapi-agent sign-out` asked us to sign out
 
     def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -75,17 +77,12 @@ class SingleInstance(QObject):
             self._server.close()
             self._server = None
 
-    def _tell_running_instance(self) -> bool:
-        sock = QLocalSocket()
-        sock.connectToServer(self.name)
-        if not sock.waitForConnected(CONNECT_TIMEOUT_MS):
-            return False
-        sock.write(SHOW)
-        sock.waitForBytesWritten(CONNECT_TIMEOUT_MS)
-        sock.disconnectFromServer()
-        if sock.state() != QLocalSocket.LocalSocketState.UnconnectedState:
-            sock.waitForDisconnected(CONNECT_TIMEOUT_MS)
-        return True
+    def _tell_running_instance(self, message: bytes = SHOW) -> bool:
+        return tell(self.name, message)
+
+    def tell(self, message: bytes) -> bool:
+        """Send `message` (SHOW, SIGN_OUT) to the running instance; False when none runs."""
+        return tell(self.name, message)
 
     def _on_new_connection(self) -> None:
         assert self._server is not None
@@ -102,6 +99,9 @@ class SingleInstance(QObject):
             if line == SHOW:
                 log.info("single instance: a second launch asked us to show ourselves")
                 self.activated.emit()
+            elif line == SIGN_OUT:
+                log.info("single instance: asked to sign out (tapi-agent sign-out)")
+                self.sign_out_requested.emit()
 
     def _on_ready_read(self) -> None:
         sock = self.sender()
@@ -114,3 +114,17 @@ class SingleInstance(QObject):
             self._read(sock)
             self._clients.remove(sock)
             sock.deleteLater()
+
+
+def tell(name: str, message: bytes) -> bool:
+    """Connect to the instance listening on `name` and send it one line; False when none."""
+    sock = QLocalSocket()
+    sock.connectToServer(name)
+    if not sock.waitForConnected(CONNECT_TIMEOUT_MS):
+        return False
+    sock.write(message)
+    sock.waitForBytesWritten(CONNECT_TIMEOUT_MS)
+    sock.disconnectFromServer()
+    if sock.state() != QLocalSocket.LocalSocketState.UnconnectedState:
+        sock.waitForDisconnected(CONNECT_TIMEOUT_MS)
+    return True

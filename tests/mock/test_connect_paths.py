@@ -163,3 +163,23 @@ def test_cli_serve_takes_issuer_path() -> None:
         [sys.executable, "-m", "tapi_agent.mock.cli", "serve", "--port", "0",
          "--issuer-path", "no-slash"], capture_output=True, text=True, timeout=30)
     assert bad.returncode != 0 and "issuer_path" in bad.stderr
+
+
+def test_revocation_ends_the_session_of_a_refresh_token(mock_server: MockServer) -> None:
+    with httpx.Client(base_url=mock_server.base_url) as http:
+        conf = http.get("/.well-known/openid-configuration").json()
+        assert conf["revocation_endpoint"] == mock_server.base_url + "/oauth2/revoke"
+        verifier = secrets.token_urlsafe(48)
+        tokens = _tokens(http, _query(_authorize(http, verifier, negotiator="JAS"))["code"],
+                         verifier)
+        form = {"token": tokens["refresh_token"], "token_type_hint": "refresh_token",
+                "client_id": "tapi-agent"}
+        assert http.post("/oauth2/revoke", data=form).status_code == 200
+        again = http.post("/token", data={"grant_type": "refresh_token",
+                                          "client_id": "tapi-agent",
+                                          "refresh_token": tokens["refresh_token"]})
+        assert again.json()["error"] == "invalid_grant"
+        assert http.post("/oauth2/revoke", data={**form, "token": "unknown"}).status_code == 200
+        assert http.post("/oauth2/revoke", data={**form, "client_id": "nobody"}
+                         ).status_code == 401
+        assert http.post("/oauth2/revoke", data={"client_id": "tapi-agent"}).status_code == 400

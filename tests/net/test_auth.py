@@ -464,3 +464,24 @@ def test_listener_is_one_shot_a_second_callback_cannot_spoil_the_sign_in(
         await connect.aclose()
 
     asyncio.run(scenario())
+
+
+def test_sign_out_saved_ends_a_stored_session_without_an_agent(
+    approving_mock: MockServer,
+) -> None:
+    """`tapi-agent sign-out` with no agent running: the saved session is revoked and gone."""
+    store = MemoryTokenStore()
+
+    async def scenario() -> None:
+        connect = ReapitConnect(approving_mock.base_url, "tapi-agent")
+        await Session(connect, store, open_browser=Browser()).sign_in(port=0, timeout_s=20)
+        later = Session(connect, store, open_browser=Browser())  # another process, later
+        saved = json.loads(store.load(later.account) or "{}")["refresh_token"]
+        assert await later.sign_out_saved() is True
+        assert store.load(later.account) is None
+        with pytest.raises(InvalidGrant):
+            await connect.refresh(saved)
+        assert await later.sign_out_saved() is False  # nothing left to end
+        await connect.aclose()
+
+    asyncio.run(scenario())
