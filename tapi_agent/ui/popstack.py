@@ -8,7 +8,9 @@ Back-pressure: only the newest `max_stacked` live calls have a card (widgets, na
 older live calls wait without one, counted in the "+N more" line, and get a card when one above
 them closes. A flood of thousands of ringing calls therefore holds a handful of cards, each call
 costs the same, and memory returns once the flood has passed (issue 14). A card that closes is
-deleted (`deleteLater`): nothing Qt outlives the call's time on screen.
+deleted (`deleteLater`): nothing Qt outlives the call's time on screen. A card pushed down by a
+newer call is kept (at most `_POOL` of them) for the next call that needs one: a flood then
+builds no new native windows, which is most of a card's cost.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tapi_agent.ui.placement import (
 from tapi_agent.ui.popup import PopCard, UrlOpener, is_withheld
 
 OPEN_RECORD_MODES = ("off", "ring", "answer")
+_POOL = 2  # cards pushed down by newer calls, kept hidden for reuse
 
 
 def _rect(r: QRect) -> Rect:
@@ -99,6 +102,7 @@ class PopStack(QObject):
         # call only fills it in: building a card is most of the time from event to paint.
         self._spare: PopCard | None = None
         self._spare_pending = False
+        self._pool: list[PopCard] = []
         self._quitting = False
 
         self._tick_timer = QTimer(self)
@@ -202,8 +206,8 @@ class PopStack(QObject):
         self._names = dict(names)
         for card in self._cards.values():
             card.set_negotiator_names(self._names)
-        if self._spare is not None:
-            self._spare.set_negotiator_names(self._names)
+        for idle in [*self._pool, *([self._spare] if self._spare is not None else [])]:
+            idle.set_negotiator_names(self._names)
         if self._cards:
             self._relayout()
 
@@ -258,10 +262,14 @@ class PopStack(QObject):
             self.history_changed.emit()
 
     def _new_card(self, view: CallView) -> PopCard:
-        return PopCard(
+        card = PopCard(
             view, region=self._region, line_names=self._line_names,
             negotiator_names=self._names, clock=self._clock, url_opener=self._url_opener,
         )
+        # The card says which call (its key): the same connections serve it when reused.
+        card.dismissed.connect(self.dismiss)
+        card.record_opened.connect(self.record_opened)
+        return card
 
     def _prepare_spare(self) -> None:
         """Build the spare card on the next idle turn of the event loop (once, not periodic)."""
@@ -283,19 +291,19 @@ class PopStack(QObject):
         self._spare = card
 
     def _open_card(self, view: CallView) -> PopCard:
-        card = self._spare
-        self._spare = None
-        if card is None:
-            card = self._new_card(view)
-        else:
+        if self._pool:
+            card = self._pool.pop()
+            card.reuse(view)
+        elif self._spare is not None:
+            card, self._spare = self._spare, None
             card.update_call(view)
+        else:
+            card = self._new_card(view)
         contacts = self._contacts.get(view.key)
         if contacts:
             card.set_contacts(contacts)
         if view.key in self._announced:
             card.mark_shown()  # it was on screen before it made room for newer calls
-        card.dismissed.connect(self.dismiss)
-        card.record_opened.connect(self.record_opened)
         return card
 
     def _sync_cards(self) -> list[PopCard]:
@@ -305,7 +313,7 @@ class PopStack(QObject):
         keys = {v.key for v in wanted}
         for key in [k for k in self._cards if k not in keys]:
             # Pushed down by newer calls: the call waits in "+N more" without widgets.
-            self._retire(self._cards.pop(key))
+            self._retire(self._cards.pop(key), keep=True)
         cards: dict[str, PopCard] = {}
         for view in wanted:
             card = self._cards.get(view.key)
@@ -313,11 +321,14 @@ class PopStack(QObject):
         self._cards = cards
         return list(cards.values())
 
-    def _retire(self, card: PopCard) -> None:
+    def _retire(self, card: PopCard, *, keep: bool = False) -> None:
         if card.painted:
             self._announced.add(card.key)
         card.hide()
-        card.deleteLater()
+        if keep and len(self._pool) < _POOL and not self._quitting:
+            self._pool.append(card)
+        else:
+            card.deleteLater()
 
     def _drop_card(self, key: str, reason: str) -> bool:
         card = self._cards.pop(key, None)
@@ -412,6 +423,9 @@ class PopStack(QObject):
         if self._spare is not None:
             self._spare.deleteLater()
             self._spare = None
+        for card in self._pool:
+            card.deleteLater()
+        self._pool.clear()
         self._more.hide()
         self._tick_timer.stop()
         self._clock_timer.stop()

@@ -450,6 +450,18 @@ class PopCard(QWidget):
         """True once the card has been drawn on screen (and `pop.shown` logged)."""
         return self._painted
 
+    def reuse(self, view: CallView) -> None:
+        """Show another call in this (hidden) card: as good as a new one, without building
+        widgets and a native window again."""
+        self._contacts = []
+        self._painted = False
+        self.shown_latency_ms = None
+        self.record_menu.clear()
+        handle = self.windowHandle()
+        if handle is not None:  # a click may have let it take the focus: never for a new call
+            handle.setFlag(Qt.WindowType.WindowDoesNotAcceptFocus, True)
+        self.update_call(view)
+
     def mark_shown(self) -> None:
         """The call was on screen before (in an earlier card): do not log `pop.shown` again."""
         self._painted = True

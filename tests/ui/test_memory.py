@@ -140,4 +140,22 @@ def test_a_flood_of_ringing_calls_builds_at_most_the_stacked_cards(
         stack.on_event(_event("endedCall", f"f{i}", clock))
     clock.now += 10
     stack.tick()
-    assert stack.pops == {} and not stack.more_label.isVisible() and cards() <= 1
+    # What stays: the card built ahead and the two kept for reuse, all hidden.
+    assert stack.pops == {} and not stack.more_label.isVisible() and cards() <= 3
+
+
+def test_a_card_pushed_down_is_reused_for_the_newest_call_and_carries_nothing_over(
+    qtbot: QtBot, stack: PopStack, clock: FakeClock
+) -> None:
+    for i in range(3):
+        stack.on_event(_event("incomingCall", f"r{i}", clock))
+    stack.set_contacts("r0", [JANE])
+    old = stack.pops["r0"]
+    assert old.open_button.isVisibleTo(old)
+    stack.on_event(_event("incomingCall", "r3", clock))  # r0 makes room: its card is reused
+    assert "r0" not in stack.pops and stack.pops["r3"] is old
+    assert old.key == "r3" and old.contacts == [] and not old.open_button.isVisibleTo(old)
+    assert old.title_label.text() == "07123 400003" and not old.painted
+    qtbot.waitUntil(lambda: old.painted)  # and its first paint logs pop.shown for r3
+    stack.dismiss("r3")  # r0 comes back, in a card of its own, with its contact
+    assert stack.pops["r0"].title_label.text() == "Jane Cooper"
