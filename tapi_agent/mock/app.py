@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from tapi_agent.mock import bench, directory, journal_entries, notifications, oauth, stream
 from tapi_agent.mock.http import (
@@ -40,9 +41,14 @@ def create_app(state: MockState) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; every method the
+            # path serves belongs in `Allow` (RFC 9110 15.5.6).
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return JSONResponse(
             error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -56,6 +62,18 @@ def create_app(state: MockState) -> FastAPI:
     app.include_router(oauth.router)
     app.include_router(bench.router)
     return app
+
+
+def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
+    """Every method some route serves at the request's path, sorted."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 def validation_response(errors: Any) -> JSONResponse:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from tapi_agent.mock.http import ApiError, request_id, state_of
 from tapi_agent.mock.hub import ONE_SHOT_FAULTS, PERSISTENT_FAULTS
@@ -37,7 +37,7 @@ class TokenResponse(BaseModel):
 
 
 @router.post("/tokens", summary="Mint an access token for a negotiator",
-             responses=error_responses(400, 404, 422))
+             responses=error_responses(400, 404, 413, 422))
 async def mint_token(body: TokenRequest, request: Request) -> TokenResponse:
     """Default scopes: `negotiators.read contacts.read journalEntries.read journalEntries.write`;
     default life: `--token-ttl`."""
@@ -74,14 +74,35 @@ async def get_connections(request: Request) -> dict[str, Any]:
 
 
 class RawFrame(BaseModel):
-    """A frame to push as is: `text` verbatim, or `frame` serialised as JSON."""
+    """A frame to push as is: `text` verbatim, or `frame` serialised as JSON (exactly one)."""
 
     text: str | None = Field(default=None, max_length=1_000_000)
     frame: dict[str, Any] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in ("text", "frame"):
+                if key in data and data[key] is None:
+                    raise ValueError(f"{key} must not be null: give exactly one of text or frame")
+        return data
+
+
+_RAW_FRAME_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {"application/json": {"schema": {
+        "type": "object",
+        "properties": {"text": {"type": "string", "maxLength": 1_000_000},
+                       "frame": {"type": "object"}},
+        "oneOf": [{"required": ["text"]}, {"required": ["frame"]}],
+    }}},
+}
+
 
 @router.post("/connections/{connection_id}/frames", summary="Push a raw frame to one socket",
-             responses=error_responses(400, 404, 422))
+             responses=error_responses(400, 404, 413, 422),
+             openapi_extra={"requestBody": _RAW_FRAME_BODY})
 async def push_frame(connection_id: str, body: RawFrame, request: Request) -> dict[str, Any]:
     """Send exactly this frame on one connection (after anything already queued), to see how
     a client copes with frames the backend would never send."""
@@ -101,7 +122,9 @@ class FaultRequest(BaseModel):
 
     kind: Literal["drop", "close", "silence", "delay", "duplicate", "reorder", "reject"]
     negotiatorId: str | None = Field(default=None, min_length=1, max_length=32)
-    code: int = Field(default=1000, ge=1000, le=4999)
+    code: int = Field(default=1000, ge=1000, le=4999, json_schema_extra={"anyOf": [
+        {"minimum": 1000, "maximum": 1003}, {"minimum": 1007, "maximum": 1014},
+        {"minimum": 3000, "maximum": 4999}]})  # RFC 6455 7.4: the codes a close frame may carry
     reason: str = Field(default="", max_length=120)
     ms: int = Field(default=200, ge=0, le=60000)
     probability: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -125,7 +148,7 @@ class FaultsResponse(BaseModel):
     faults: list[dict[str, Any]]
 
 
-@router.post("/faults", summary="Inject a fault", responses=error_responses(400, 422))
+@router.post("/faults", summary="Inject a fault", responses=error_responses(400, 413, 422))
 async def post_fault(body: FaultRequest, request: Request) -> FaultsResponse:
     """One-shot: drop, close, silence (current connections). Persistent: delay, duplicate,
     reorder, reject (until `DELETE /_mock/faults`)."""
@@ -222,7 +245,7 @@ def scenario_events(name: str, opts: ScenarioRequest) -> list[dict[str, Any]]:
 
 
 @router.post("/scenarios/{name}", summary="Play a scenario",
-             responses=error_responses(400, 404, 422))
+             responses=error_responses(400, 404, 413, 422))
 async def play_scenario(name: str, request: Request,
                         body: ScenarioRequest | None = None) -> ScenarioResult:
     """`hunt-group`, `answered`, `missed`, `burst`: posted in order through POST

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse
 
 from tapi_agent.mock.http import ApiError, bearer_claims, state_of
-from tapi_agent.mock.openapi import error_responses
+from tapi_agent.mock.openapi import error_responses, linked
 
 router = APIRouter(tags=["directory"])
 
@@ -58,7 +58,10 @@ def page(
     }
 
 
-@router.get("/negotiators", summary="List negotiators", responses=error_responses(400, 401, 403))
+@router.get("/negotiators", summary="List negotiators", responses={
+    **linked(200, "A page of negotiators", GetFirst=(
+        "getNegotiator", {"negotiator_id": "$response.body#/_embedded/0/id"})),
+    **error_responses(400, 401, 403)})
 async def list_negotiators(
     request: Request,
     page_number: PageNumber = 1,
@@ -93,7 +96,7 @@ async def list_negotiators(
 
 
 @router.get("/negotiators/{negotiator_id}", summary="One negotiator",
-            responses=error_responses(401, 403, 404))
+            operation_id="getNegotiator", responses=error_responses(401, 403, 404))
 async def get_negotiator(negotiator_id: str, request: Request) -> JSONResponse:
     """The negotiator (its `_eTag` also as the `ETag` header), or 404."""
     bearer_claims(request, "negotiators.read")
@@ -125,7 +128,10 @@ def _matches(contact: dict[str, Any], wanted: str) -> bool:
     return False
 
 
-@router.get("/contacts", summary="Find contacts", responses=error_responses(400, 401, 403))
+@router.get("/contacts", summary="Find contacts", responses={
+    **linked(200, "A page of contacts", GetFirst=(
+        "getContact", {"contact_id": "$response.body#/_embedded/0/id"})),
+    **error_responses(400, 401, 403)})
 async def list_contacts(
     request: Request,
     page_number: PageNumber = 1,
@@ -152,7 +158,7 @@ async def list_contacts(
 
 
 @router.get("/contacts/{contact_id}", summary="One contact",
-            responses=error_responses(401, 403, 404))
+            operation_id="getContact", responses=error_responses(401, 403, 404))
 async def get_contact(contact_id: str, request: Request) -> JSONResponse:
     """The contact (its `_eTag` also as the `ETag` header), or 404."""
     bearer_claims(request, "contacts.read")

@@ -32,7 +32,7 @@ from tapi_agent.mock.http import (
     state_of,
 )
 from tapi_agent.mock.hub import utc_iso
-from tapi_agent.mock.openapi import error_responses
+from tapi_agent.mock.openapi import error_responses, linked
 from tapi_agent.mock.state import JournalEntry
 from tapi_agent.protocol import FieldError
 
@@ -51,13 +51,13 @@ CREATE_FIELDS = ("typeId", "propertyId", "associatedType", "associatedId", "desc
 
 def _string(data: dict[str, Any], key: str, errors: list[FieldError], *,
             limit: int = MAX_ID) -> str | None:
-    value = data.get(key)
-    if value is None:
+    if key not in data:
         return None
+    value = data[key]
     if not isinstance(value, str):
         errors.append(FieldError(key, "must be a string"))
         return None
-    if not value.strip():
+    if not value:
         errors.append(FieldError(key, "must not be empty"))
         return None
     if len(value) > limit:
@@ -73,7 +73,7 @@ def validate_create(data: Any, *, contacts: set[str], negotiators: set[str]) -> 
                        [{"field": "body", "message": "must be a JSON object"}])
     errors = [FieldError(k, "is not a known field") for k in data if k not in CREATE_FIELDS]
     description = _string(data, "description", errors, limit=MAX_DESCRIPTION)
-    if "description" not in data or (data["description"] is None):
+    if "description" not in data:
         errors.append(FieldError("description", "is required"))
     type_id = _string(data, "typeId", errors)
     property_id = _string(data, "propertyId", errors)
@@ -84,13 +84,13 @@ def validate_create(data: Any, *, contacts: set[str], negotiators: set[str]) -> 
         errors.append(FieldError("associatedType", "must be one of: " + ", ".join(
             ASSOCIATED_TYPES)))
         associated_type = None
-    if data.get("associatedId") is not None and data.get("associatedType") is None:
+    if "associatedId" in data and "associatedType" not in data:
         errors.append(FieldError("associatedType", "is required when associatedId is given"))
-    if data.get("associatedId") is None:
-        if data.get("associatedType") is not None:
+    if "associatedId" not in data:
+        if "associatedType" in data:
             errors.append(FieldError("associatedId",
                                      "is required when associatedType is given"))
-        elif data.get("propertyId") is None:
+        elif "propertyId" not in data:
             errors.append(FieldError("associatedId",
                                      "is required when propertyId is not given"))
     if associated_type == "contact" and associated_id is not None and (
@@ -123,8 +123,20 @@ _CREATE_SCHEMA: dict[str, Any] = {
         "associatedId": {"type": "string", "minLength": 1, "maxLength": MAX_ID,
                          "description": "Required when propertyId is not given"},
         "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
-        "negotiatorId": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
+        "negotiatorId": {"type": "string", "minLength": 1, "maxLength": MAX_ID,
+                         "description": "A known negotiator; default: the token's"},
     },
+    # The model's rules as schema: a record (type and id) or a property, and WO for works
+    # orders. Which ids the mock knows (contacts, negotiators) is checked, not documented.
+    "anyOf": [
+        {"required": ["associatedType", "associatedId"],
+         "properties": {"associatedType": {"enum": [t for t in ASSOCIATED_TYPES
+                                                    if t != "worksOrder"]}}},
+        {"required": ["associatedType", "associatedId", "typeId"],
+         "properties": {"associatedType": {"const": "worksOrder"}, "typeId": {"const": "WO"}}},
+        {"required": ["propertyId"],
+         "not": {"anyOf": [{"required": ["associatedType"]}, {"required": ["associatedId"]}]}},
+    ],
 }
 
 _CREATE_BODY: dict[str, Any] = {
@@ -157,8 +169,13 @@ _ENTRY_SCHEMA: dict[str, Any] = {
     status_code=201,
     summary="Record a journal entry against a contact (or another record) or a property",
     openapi_extra={"requestBody": _CREATE_BODY},
-    responses={201: {"description": "Created; `Location` is the new entry",
-                     "headers": {"Location": {"schema": {"type": "string"}}}},
+    response_class=Response,
+    responses={201: {"headers": {"Location": {"schema": {"type": "string"}}},
+                     **linked(201, "Created; `Location` is the new entry", GetCreated=(
+                         "getJournalEntry",
+                         {"entry_id": "$response.header.Location#regex:/journalEntries/(.+)"}),
+                         ListForRecord=("listJournalEntries", {
+                             "associatedId": "$request.body#/associatedId"}))[201]},
                **error_responses(400, 401, 403, 413, 415, 422)},
 )
 async def create_journal_entry(request: Request) -> Response:
@@ -181,6 +198,7 @@ async def create_journal_entry(request: Request) -> Response:
 
 @router.get(
     "/journalEntries",
+    operation_id="listJournalEntries",
     summary="Journal entries, filtered and paged like the Platform API",
     responses={200: {"description": "A page of journal entries"},
                **error_responses(400, 401, 403)},
@@ -232,6 +250,7 @@ def _aware(t: datetime) -> datetime:
 
 
 @router.get("/journalEntries/{entry_id}", summary="One journal entry",
+            operation_id="getJournalEntry",
             responses={200: {"content": {"application/json": {"schema": _ENTRY_SCHEMA}},
                              "description": "The entry"},
                        **error_responses(401, 403, 404)})

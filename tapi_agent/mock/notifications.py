@@ -16,7 +16,7 @@ from tapi_agent.mock.http import (
     request_id,
     state_of,
 )
-from tapi_agent.mock.openapi import ENVELOPE_REQUEST_BODY, error_responses
+from tapi_agent.mock.openapi import ENVELOPE_REQUEST_BODY, error_responses, linked
 from tapi_agent.mock.seed import NOTIFY_SCOPE
 from tapi_agent.mock.state import Accepted, MockState
 from tapi_agent.protocol import Envelope, ValidationFailed, validate_envelope
@@ -74,7 +74,9 @@ async def post_notification(request: Request) -> Response:
 @router.get(
     "/notifications/deferred",
     summary="Missed calls waiting for the signed-in negotiator",
-    responses=error_responses(401, 403),
+    responses={**linked(200, "The negotiator's missed calls", DeleteFirst=(
+        "deleteDeferred", {"deferred_id": "$response.body#/_embedded/0/id"})),
+               **error_responses(401, 403)},
 )
 async def list_deferred(request: Request) -> dict[str, Any]:
     """`{"_embedded": [{"id", "created", "notification"}]}` for the token's negotiator."""
@@ -89,6 +91,7 @@ async def list_deferred(request: Request) -> dict[str, Any]:
     "/notifications/deferred/{deferred_id}",
     status_code=204,
     summary="Delete a deferred notification once it has been seen",
+    operation_id="deleteDeferred",
     responses=error_responses(401, 403, 404),
 )
 async def delete_deferred(deferred_id: str, request: Request) -> Response:

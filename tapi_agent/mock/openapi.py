@@ -44,6 +44,15 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def linked(status: int, description: str, **links: tuple[str, dict[str, str]]
+           ) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI response with links: `name=(operationId, {parameter: expression})`, so
+    clients (and stateful Schemathesis) can follow a list to its items."""
+    return {status: {"description": description, "links": {
+        name: {"operationId": op, "parameters": params} for name, (op, params) in links.items()
+    }}}
+
+
 def _payload_schema(sub_type_model: Any) -> dict[str, Any]:
     schema: dict[str, Any] = sub_type_model.model_json_schema()
     schema.pop("title", None)
