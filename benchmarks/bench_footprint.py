@@ -14,19 +14,26 @@ origin, until the tray embeds it in its panel).
   switches over the idle window (60 s). A thread's context switches per second bound how often
   it wakes up; the agent harness also counts every asyncio timer by the code that set it, so a
   timer firing more than once a second shows up by name.
+- idle, the shipped process: the real `tapi-agent` console script (issue 14) beside them, signed
+  in through the browser flow against its own `tapi-agent-mock serve --auto-approve JAS`
+  (`bench_shipped.Shipped`); its RSS, CPU and wake-ups over the same window.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_shipped import VENV_BIN, Shipped, agent_env, free_port, provider_token
 from common import (
     AgentProc,
     Backend,
@@ -41,6 +48,36 @@ from common import (
 )
 
 SETTLE_S = 5.0
+
+
+class ShippedStack:
+    """The real `tapi-agent` command and the auto-approving mock it signs in to."""
+
+    def __init__(self, mock: subprocess.Popen[bytes], agent: Shipped) -> None:
+        self.mock, self.agent = mock, agent
+
+    @classmethod
+    async def start(cls, display: int) -> ShippedStack:
+        port = free_port()
+        mock = subprocess.Popen(
+            [str(VENV_BIN / "tapi-agent-mock"), "serve", "--port", str(port),
+             "--auto-approve", "JAS"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            with contextlib.suppress(Exception):
+                await provider_token(base)
+                break
+            await asyncio.sleep(0.1)
+        profile = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
+        agent = await Shipped.start(base, agent_env(profile, display))
+        await agent.expect(lambda e: e.get("event") == "connection.state"
+                           and e.get("state") == "connected", 60, "connected")
+        return cls(mock, agent)
+
+    async def stop(self) -> None:
+        await self.agent.stop()
+        self.mock.terminate()
+        self.mock.wait(10)
 
 
 # kind -> (script, extra arguments). The agent runs `--as-shipped`: without the modules the
@@ -117,6 +154,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         procs: dict[str, AgentProc] = {}
         for kind in ("bare", "agent", *IDLE_ONLY):
             procs[kind], _ = await launch(kind, backend.base_url, env)
+        shipped = await ShippedStack.start(desktop.display)
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
             "agent", backend.base_url, {**env, "MALLOC_ARENA_MAX": "2"})
@@ -124,6 +162,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
             await procs[kind].wait_for("connection.state", timeout=60, state="connected")
         await asyncio.sleep(SETTLE_S)  # let start-up work (names, missed-call poll) finish
         pids = {k: p.pid for k, p in procs.items()}
+        pids["tapi-agent"] = shipped.agent.pid
         await command(procs["agent"], "timers-reset", "harness.timers")
         cpu0 = {k: cpu_seconds(pid) for k, pid in pids.items()}
         wake0 = {k: thread_wakeups(pid) for k, pid in pids.items()}
@@ -154,6 +193,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
             }
         for p in procs.values():
             await p.stop()
+        await shipped.stop()
     finally:
         backend.stop()
         desktop.stop()
@@ -173,9 +213,11 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
     bare, ag = out["startupMs"]["bare"], out["startupMs"]["agent"]
     out["startupRatio"] = ag["p50"] / bare["p50"]
     out["rssRatio"] = idle["agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
+    out["shippedRssRatio"] = idle["tapi-agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
     out["targets"] = {
         "start-up within 2x of bare": out["startupRatio"] <= 2.0,
         "RSS within 1.5x of bare": out["rssRatio"] <= 1.5,
+        "shipped tapi-agent RSS within 1.5x of bare": out["shippedRssRatio"] <= 1.5,
         "idle CPU under 0.5 %": idle["agent"]["cpuPercent"] < 0.5,
         # Counted per asyncio timer site (harness `timers`); the GUI thread's Qt timers show
         # as its wake-ups, which must stay at or under 1/s as well.
@@ -207,7 +249,8 @@ def main() -> int:
         for phase, st in out["phasesMs"][kind].items():
             print(f"  {kind} phase {phase:14s} at p50 {st['p50']:.0f} ms after spawn")
     print(f"agent asyncio timers per second over the idle window: {out['agentTimersPerS']}")
-    print(f"ratios: start-up {out['startupRatio']:.2f}x, RSS {out['rssRatio']:.2f}x; "
+    print(f"ratios: start-up {out['startupRatio']:.2f}x, RSS {out['rssRatio']:.2f}x "
+          f"(shipped tapi-agent {out['shippedRssRatio']:.2f}x); "
           f"targets: {out['targets']}")
     write_result("footprint", out, quick=args.quick)
     return 0
