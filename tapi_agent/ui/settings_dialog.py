@@ -31,7 +31,8 @@ LOCKED_TEXT = "set by your administrator"
 TABS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Calls", ("calls.",)),
     ("Pops", ("popup.", "missed.")),
-    ("Connection", ("server.", "auth.", "stream.", "network.")),
+    ("Connection", ("server.", "platform.", "stream.", "network.")),
+    ("Sign-in", ("auth.",)),
     ("General", ("app.", "log.")),
 )
 

@@ -145,3 +145,12 @@ def test_cancel_writes_nothing(qtbot: QtBot, files: tuple[Path, Path]) -> None:
     linger.setText("9")
     dialog.reject()
     assert not user.exists()
+
+
+def test_every_setting_is_on_a_tab() -> None:
+    """A new setting without a tab broke saving (KeyError in changes())."""
+    from tapi_agent.config import SETTINGS
+    from tapi_agent.ui.settings_dialog import TABS
+
+    prefixes = tuple(p for _, group in TABS for p in group)
+    assert [s.key for s in SETTINGS if not s.key.startswith(prefixes)] == []
