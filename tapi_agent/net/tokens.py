@@ -5,6 +5,13 @@ as UTF-16, so one entry holds at most 1,280 UTF-16 code units. A longer secret i
 entry named `account` (the head) says how many chunks there are and under which generation,
 and the chunks live in entries `account#gen#1..n`. A new value is written under a new
 generation before the head switches to it, so a crash half-way leaves the old value readable.
+
+A head is read from a store anybody of the same user can write, so its chunk count is bounded
+by what a session can be: `MAX_SECRET_UNITS` (64 Ki UTF-16 units; an access, refresh and ID
+token together are a few KiB, and an HTTP server refuses a header much above 16 KiB, so a
+bearer token cannot be larger). A head claiming more chunks than that needs (a corrupt or
+planted entry, e.g. `v1#30000000#...`) is read as no stored session, costing nothing, and
+`save` refuses a secret beyond the bound so `load` never rejects what `save` wrote.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ _log = logging.getLogger(__name__)
 
 WINDOWS_BLOB_LIMIT = 2560
 """CRED_MAX_CREDENTIAL_BLOB_SIZE: bytes of UTF-16 in one Windows credential."""
+
+MAX_SECRET_UNITS = 64 * 1024
+"""The largest secret the store saves or reads, in UTF-16 code units (see the module doc)."""
 
 _INLINE = "v1="  # head holds the whole secret after this prefix
 _CHUNKED = "v1#"  # head is `v1#<count>#<generation>`
@@ -97,6 +107,9 @@ class TokenStore:
 
     def save(self, account: str, secret: str) -> None:
         """Store `secret` under `account` (replacing any old value); raise TokenStoreError."""
+        if _units(secret) > MAX_SECRET_UNITS:
+            raise TokenStoreError(self._message(
+                "save", account, f"it is longer than {MAX_SECRET_UNITS} characters"))
         old_head = self._get(account, "read")
         if _units(_INLINE + secret) <= self._max_units:
             self._set(account, _INLINE + secret)
@@ -114,7 +127,7 @@ class TokenStore:
                 for name in written:  # do not leave half a secret behind
                     self._quiet_delete(name)
                 raise
-        for name in _chunk_names(account, old_head):
+        for name in self._chunk_names(account, old_head):
             self._quiet_delete(name)
 
     def load(self, account: str) -> str | None:
@@ -124,7 +137,11 @@ class TokenStore:
             return None
         if head.startswith(_INLINE):
             return head[len(_INLINE):]
-        names = _chunk_names(account, head)
+        if head.startswith(_CHUNKED) and _chunk_count(head) > self._max_chunks:
+            _log.warning("credential %r claims more chunks than a session can have; "
+                         "ignoring it", account)
+            return None
+        names = self._chunk_names(account, head)
         if not names:
             return head  # written by something else, unchunked
         parts: list[str] = []
@@ -138,12 +155,25 @@ class TokenStore:
             parts.append(piece)
         return "".join(parts)
 
+    @property
+    def _max_chunks(self) -> int:
+        """The most chunks a secret of `MAX_SECRET_UNITS` takes (rounded up, plus one for a
+        surrogate pair pushed to the next chunk in each)."""
+        return -(-MAX_SECRET_UNITS // (self._max_units - 1))
+
+    def _chunk_names(self, account: str, head: str | None) -> list[str]:
+        """`_chunk_names`, but nothing for a head claiming more chunks than can exist (its
+        chunks were never written by `save`, so there is nothing of ours to read or delete)."""
+        if head and head.startswith(_CHUNKED) and _chunk_count(head) > self._max_chunks:
+            return []
+        return _chunk_names(account, head)
+
     def delete(self, account: str) -> None:
         """Remove `account` and its chunks; no error if nothing is stored."""
         head = self._get(account, "delete")
         if head is None:
             return
-        for name in _chunk_names(account, head):
+        for name in self._chunk_names(account, head):
             self._quiet_delete(name)
         try:
             self.backend.delete_password(self.service, account)
@@ -185,12 +215,21 @@ def _chunk_name(account: str, gen: str, index: int) -> str:
     return f"{account}#{gen}#{index}"
 
 
+def _chunk_count(head: str) -> int:
+    """The chunk count a `v1#<count>#<gen>` head claims (0 when it is not a number; a count
+    of more than 9 digits is not converted, just reported as 10**9)."""
+    count = head[len(_CHUNKED):].partition("#")[0]
+    if not (count.isascii() and count.isdigit()):
+        return 0
+    return int(count) if len(count) <= 9 else 10**9
+
+
 def _chunk_names(account: str, head: str | None) -> list[str]:
     """Entry names of the chunks a head points to (empty for inline or foreign heads)."""
     if not head or not head.startswith(_CHUNKED):
         return []
     count, _, gen = head[len(_CHUNKED):].partition("#")
-    if not count.isdigit() or not gen:
+    if not (count.isascii() and count.isdigit()) or not gen:
         return []
     return [_chunk_name(account, gen, i) for i in range(1, int(count) + 1)]
 

@@ -14,7 +14,13 @@ from keyring.backends import fail
 from keyring.compat import properties
 from keyring.errors import PasswordDeleteError
 
-from tapi_agent.net.tokens import MemoryTokenStore, TokenStore, TokenStoreError, split_utf16
+from tapi_agent.net.tokens import (
+    MAX_SECRET_UNITS,
+    MemoryTokenStore,
+    TokenStore,
+    TokenStoreError,
+    split_utf16,
+)
 from tests.helpers import require_tool
 
 
@@ -158,6 +164,51 @@ def test_missing_chunk_reads_as_no_session(win: WindowsLikeKeyring) -> None:
     chunk = next(k for k in win.entries if k[1] != "acct")
     del win.entries[chunk]
     assert store.load("acct") is None
+
+
+class CountingKeyring(WindowsLikeKeyring):
+    """Counts reads and deletes: a corrupt head must not cost one call per claimed chunk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.deletes = 0
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self.reads += 1
+        return super().get_password(service, username)
+
+    def delete_password(self, service: str, username: str) -> None:
+        self.deletes += 1
+        super().delete_password(service, username)
+
+
+@pytest.mark.parametrize("head", ["v1#30000000#abcd", "v1#99999999999999999999#abcd"])
+def test_absurd_chunk_count_reads_as_no_session_at_no_cost(head: str) -> None:
+    backend = CountingKeyring()
+    backend.entries[("TapiAgent", "acct")] = head
+    store = TokenStore(backend=backend)
+    assert store.load("acct") is None
+    assert backend.reads == 1  # the head only: no chunk names built, none fetched
+    store.delete("acct")
+    assert backend.entries == {}
+    assert backend.deletes == 1
+
+
+def test_the_largest_secret_round_trips_and_a_larger_one_is_refused(
+    win: WindowsLikeKeyring,
+) -> None:
+    store = TokenStore(backend=win)
+    biggest = jwt_like(MAX_SECRET_UNITS)
+    store.save("acct", biggest)
+    assert store.load("acct") == biggest
+    # the same with characters outside the BMP, which push a unit into the next chunk
+    astral = "\U0001F600" * (MAX_SECRET_UNITS // 2)
+    store.save("acct", astral)
+    assert store.load("acct") == astral
+    with pytest.raises(TokenStoreError, match="longer than"):
+        store.save("acct", biggest + "x")
+    assert store.load("acct") == astral  # refused without touching the stored value
 
 
 def test_no_keyring_backend_is_reported_unavailable() -> None:
