@@ -43,6 +43,7 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from tapi_agent.mock.server import MockServer  # needs the `mock` extra (FastAPI, uvicorn)
+    from tapi_agent.mock.store import StateDirError
 
     if not _is_loopback(args.host):
         print("!" * 78, file=sys.stderr)
@@ -55,7 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             args.host, args.port, heartbeat_ms=args.heartbeat_ms, token_ttl=args.token_ttl,
             retention_s=args.retention_s, retention_max=args.retention_max,
             auto_approve=args.auto_approve, seed=args.seed, issuer_path=args.issuer_path,
+            state_dir=args.state_dir,
         )
+    except StateDirError as exc:
+        raise CliError(str(exc)) from None
     except OSError as exc:
         raise CliError(f"cannot read the seed file {args.seed}: {exc.strerror or exc}") from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -73,6 +77,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"  sign-in: {url}/authorize"
           + (f"  (auto-approves {args.auto_approve})" if args.auto_approve else ""))
     print("  provider client: demo-provider / demo-secret")
+    if args.state_dir is not None:
+        print(f"  state:   {args.state_dir} (kept across restarts; restart on the same --port)")
     print("Press Ctrl+C to stop.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -259,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="put the OpenID issuer (and its discovery document) under PATH, "
                        "e.g. /eu-west-2_demo, as Reapit Connect's issuer has a path; the "
                        "endpoints stay at the root")
+    serve.add_argument("--state-dir", type=Path, metavar="DIR",
+                       help="keep the signing key, sign-in sessions, missed calls, "
+                            "unacknowledged events and journal entries in DIR, so a restart "
+                            "(even kill -9) loses nothing; default: in memory")
     serve.add_argument("--seed", type=Path, metavar="FILE",
                        help="JSON file with negotiators/offices/contacts/clients to serve")
     serve.add_argument("--retention-s", type=float, default=300, metavar="S",

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
@@ -25,8 +25,13 @@ from tapi_agent.protocol import (
     HeartbeatFrame,
     NotificationFrame,
     ReplayedFrame,
+    ValidationFailed,
     dump_frame,
+    validate_envelope,
 )
+
+if TYPE_CHECKING:
+    from tapi_agent.mock.store import Store
 
 _log = logging.getLogger("tapi_agent.mock.hub")
 
@@ -347,12 +352,42 @@ class Hub:
         self._frame_parts: tuple[str, str, str] | None = None
         self.faults: list[Fault] = []
         self._sent: list[tuple[Connection, Delivery]] = []  # sent directly, not yet journaled
+        self.store: Store | None = None  # `--state-dir`: see `attach`
         self.new_epoch()
 
     def new_epoch(self) -> None:
         """Start a new backend run: numbering restarts and retained events are forgotten."""
         self.epoch = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(4)
         self.channels = {}
+        if self.store is not None:
+            self.store.new_epoch(self.epoch)
+
+    def attach(self, store: Store) -> None:
+        """Keep numbering and unacknowledged events in `store`, resuming what it holds.
+
+        A mock restarted on the same state is the same run: its epoch, each negotiator's next
+        `seq` and every unacknowledged event carry on, so an agent's `resume` gets them all
+        with `complete: true`. (`MockServer.restart()` still starts a new epoch.)
+        """
+        epoch = store.meta("epoch")
+        if epoch is None:
+            store.new_epoch(self.epoch)
+        else:
+            self.epoch = epoch
+            self.channels = {}
+            for negotiator_id, next_seq, lost_upto in store.channels():
+                self.channels[negotiator_id] = Channel(next_seq=next_seq, lost_upto=lost_upto)
+            now_mono, now_wall = time.monotonic(), time.time()
+            for row in store.retained():
+                try:
+                    envelope = validate_envelope(row.envelope, strict=False)
+                except ValidationFailed as exc:  # written by this code: should not happen
+                    _log.warning("dropping a kept event that no longer validates: %s", exc)
+                    continue
+                age = max(0.0, now_wall - row.retained_wall)
+                self.channel(row.negotiator_id).retained[row.seq] = Delivery(
+                    row.seq, row.notification_id, row.text, envelope, now_mono - age)
+        self.store = store
 
     # -- faults ---------------------------------------------------------------------------------
 
@@ -445,31 +480,55 @@ class Hub:
     def channel(self, negotiator_id: str) -> Channel:
         return self.channels.setdefault(negotiator_id, Channel())
 
-    def _prune(self, ch: Channel) -> None:
+    def _prune(self, negotiator_id: str, ch: Channel) -> None:
         horizon = time.monotonic() - self.retention_s
+        dropped: list[int] = []
         while ch.retained:
             seq, d = next(iter(ch.retained.items()))
             if len(ch.retained) > self.retention_max or d.retained_at < horizon:
                 ch.retained.popitem(last=False)
                 ch.lost_upto = max(ch.lost_upto, seq)
+                dropped.append(seq)
             else:
                 break
+        if dropped and self.store is not None:
+            self.store.drop(negotiator_id, dropped, ch.lost_upto)
 
     def deliver(
         self, negotiator_id: str, envelope: Envelope, notification_id: str, sent_at: datetime
     ) -> Delivery:
         """Number the event for this negotiator, retain it, and push it to matching sockets."""
+        delivery = self.retain(negotiator_id, envelope, notification_id, sent_at)
+        self.push(negotiator_id, delivery)
+        return delivery
+
+    def retain(
+        self, negotiator_id: str, envelope: Envelope, notification_id: str, sent_at: datetime
+    ) -> Delivery:
+        """Number the event for this negotiator and retain it (in the store too), unsent.
+
+        With a store, call it inside `store.transaction()` and `push` once that committed: an
+        event goes out only once it is kept, so its `seq` is never given to another after a
+        crash.
+        """
         ch = self.channel(negotiator_id)
         seq = ch.next_seq
         ch.next_seq += 1
         text = self._frame_text(envelope, notification_id, seq, sent_at)
         delivery = Delivery(seq, notification_id, text, envelope, time.monotonic())
         ch.retained[seq] = delivery
-        self._prune(ch)
+        if self.store is not None:
+            self.store.retain(negotiator_id, seq, notification_id, text, envelope.to_wire(),
+                              ch.next_seq)
+        self._prune(negotiator_id, ch)
+        return delivery
+
+    def push(self, negotiator_id: str, delivery: Delivery) -> None:
+        """Send a retained event to the negotiator's sockets whose product it names."""
+        envelope = delivery.envelope
         for conn in list(self._by_negotiator.get(negotiator_id, {}).values()):
             if envelope.for_product(conn.product):
                 conn.push(delivery.text, delivery)
-        return delivery
 
     def _frame_text(
         self, envelope: Envelope, notification_id: str, seq: int, sent_at: datetime
@@ -487,12 +546,15 @@ class Hub:
 
     def ack(self, negotiator_id: str, seq: int) -> bool:
         """Forget an acknowledged event; False when it was not retained."""
-        return self.channel(negotiator_id).retained.pop(seq, None) is not None
+        known = self.channel(negotiator_id).retained.pop(seq, None) is not None
+        if known and self.store is not None:
+            self.store.drop(negotiator_id, [seq])
+        return known
 
     def resume(self, conn: Connection, epoch: str, last_seq: int) -> tuple[int, bool]:
         """Queue the unacknowledged events after `last_seq`, then `replayed`; return both."""
         ch = self.channel(conn.negotiator_id)
-        self._prune(ch)
+        self._prune(conn.negotiator_id, ch)
         same_epoch = epoch == self.epoch
         after = last_seq if same_epoch else 0
         replay = [

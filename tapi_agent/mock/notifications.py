@@ -99,9 +99,6 @@ async def delete_deferred(deferred_id: str, request: Request) -> Response:
     claims = bearer_claims(request)
     if claims.negotiator_id is None:
         raise ApiError(403, "Forbidden: deferred notifications need a negotiator's token")
-    items = state_of(request).deferred.get(claims.negotiator_id, [])
-    for i, item in enumerate(items):
-        if item.id == deferred_id:
-            del items[i]
-            return Response(status_code=204)
+    if state_of(request).delete_deferred(claims.negotiator_id, deferred_id):
+        return Response(status_code=204)
     raise ApiError(404, f"Deferred notification {deferred_id!r} was not found")

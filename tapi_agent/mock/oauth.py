@@ -244,6 +244,7 @@ def _session_tokens(state: MockState, session: Session, nonce: str | None = None
         session.refresh_token = refresh
         state.refresh_index[refresh] = session.id
         body["refresh_token"] = refresh
+    state.save_session(session)  # --state-dir: kept before the tokens are handed out
     return body
 
 
@@ -254,6 +255,7 @@ def revoke_session(state: MockState, session_id: str) -> bool:
         return False
     session.revoked = True
     session.refresh_token = None
+    state.save_session(session)
     return True
 
 

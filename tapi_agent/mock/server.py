@@ -16,6 +16,7 @@ import uvicorn
 from tapi_agent.mock.app import create_app
 from tapi_agent.mock.seed import load_seed
 from tapi_agent.mock.state import MockState
+from tapi_agent.mock.store import Store
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_RESTART = 1012
@@ -37,17 +38,27 @@ class MockServer:
         auto_approve: str | None = None,
         seed: Path | None = None,
         issuer_path: str = "",
+        state_dir: Path | None = None,
     ) -> None:
         if heartbeat_ms <= 0 or token_ttl <= 0 or retention_s < 0 or retention_max < 1:
             raise ValueError("heartbeat_ms and token_ttl must be positive, retention_s at least "
                              "0 and retention_max at least 1")
         self.host = host
         self._port = port
-        self.state = MockState(
-            seed=load_seed(seed) if seed is not None else None,
-            heartbeat_ms=heartbeat_ms, token_ttl=token_ttl, retention_s=retention_s,
-            retention_max=retention_max, auto_approve=auto_approve,
-        )
+        loaded_seed = load_seed(seed) if seed is not None else None
+        # `state_dir`: keep everything in a SQLite file there (tapi_agent/mock/store.py); a new
+        # MockServer on the same directory carries on where the last one stopped or died.
+        self.store = Store(state_dir) if state_dir is not None else None
+        try:
+            self.state = MockState(
+                seed=loaded_seed,
+                heartbeat_ms=heartbeat_ms, token_ttl=token_ttl, retention_s=retention_s,
+                retention_max=retention_max, auto_approve=auto_approve, store=self.store,
+            )
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            raise
         # Reapit Connect's issuer has a path (`https://cognito-idp.../{poolId}`) and another
         # place than its endpoints; `issuer_path` plays that: the issuer (and its discovery
         # document and keys) live under the path, the endpoints stay at the root.
@@ -204,8 +215,11 @@ class MockServer:
             self._loop = None
 
     def stop(self) -> None:
-        """Close every websocket (1001) and stop serving; safe to call twice."""
+        """Close every websocket (1001) and stop serving; safe to call twice. A state
+        directory is released: a new MockServer may open it."""
         self._shutdown(CLOSE_GOING_AWAY)
+        if self.store is not None:
+            self.store.close()
 
     def restart(self) -> None:
         """Stop (sockets get 1012) and serve again on the same port with a new epoch."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -10,9 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 from tapi_agent.mock.hub import Hub, utc_iso
-from tapi_agent.mock.seed import Seed, as_resource, default_seed, etag_of
-from tapi_agent.mock.tokens import AccessClaims, TokenError, TokenIssuer
-from tapi_agent.protocol import Envelope
+from tapi_agent.mock.seed import Client, Seed, as_resource, default_seed, etag_of
+from tapi_agent.mock.store import Store
+from tapi_agent.mock.tokens import AccessClaims, TokenError, TokenIssuer, new_signing_key
+from tapi_agent.protocol import Envelope, ValidationFailed, validate_envelope
 
 JOURNAL_MAX = 10_000
 
@@ -114,11 +116,13 @@ class MockState:
         retention_s: float = 300,
         retention_max: int = 1000,
         auto_approve: str | None = None,
+        store: Store | None = None,
     ) -> None:
         self.seed = seed or default_seed()
         self.token_ttl = token_ttl
         self.auto_approve = auto_approve
-        self.issuer = TokenIssuer()
+        self.store = store  # `--state-dir`; None keeps everything in memory
+        self.issuer = TokenIssuer(key=store.signing_key(new_signing_key()) if store else None)
         self.journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_MAX)
         self.hub = Hub(
             heartbeat_ms=heartbeat_ms, retention_s=retention_s, retention_max=retention_max,
@@ -138,10 +142,42 @@ class MockState:
         # (collection, id) -> (eTag, first seen, last changed): `created`/`modified` of records
         # whose seed gives none.
         self._resource_meta: dict[tuple[str, str], tuple[str, str, str]] = {}
+        if store is not None:
+            self._load(store)
         for collection, items in (("negotiators", self.seed.negotiators),
                                   ("contacts", self.seed.contacts)):
             for item in items:
                 self.resource(collection, item)
+
+    def _load(self, store: Store) -> None:
+        """Carry on from what `store` kept (and keep from now on)."""
+        # Clients: the seed's win; a client only an earlier run knew is kept, so its
+        # sessions can still refresh.
+        known = {c.id for c in self.seed.clients}
+        self.seed.clients += [Client(cid, secret, scopes)
+                              for cid, secret, scopes in store.clients() if cid not in known]
+        store.save_clients([(c.id, c.secret, c.scopes) for c in self.seed.clients])
+        self.hub.attach(store)
+        for deferred_id, negotiator_id, created, data in store.deferred():
+            with contextlib.suppress(ValidationFailed, ValueError):
+                self.deferred.setdefault(negotiator_id, []).append(Deferred(
+                    deferred_id, datetime.fromisoformat(created.replace("Z", "+00:00")),
+                    validate_envelope(data, strict=False)))
+        for row in store.sessions():
+            self.sessions[row["id"]] = Session(**row)
+        for token, session_id, used in store.refresh_tokens():
+            self.refresh_index[token] = session_id
+            if used and session_id in self.sessions:
+                self.sessions[session_id].used_refresh.add(token)
+        for data in store.journal_entries():
+            self.journal_entries.append(JournalEntry(
+                **{**data, "created": datetime.fromisoformat(data["created"])}))
+        self._resource_meta.update(store.resources())
+
+    def save_session(self, session: Session) -> None:
+        """Keep a session as it now is (new, refreshed or revoked); call before answering."""
+        if self.store is not None:
+            self.store.save_session(session, session.used_refresh)
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -200,6 +236,8 @@ class MockState:
             now = utc_iso(datetime.now(UTC))
             meta = (etag, meta[1] if meta else now, now)
             self._resource_meta[key] = meta
+            if self.store is not None:
+                self.store.save_resource(collection, key[1], meta)
         _, first_seen, changed = meta
         created = str(item.get("created") or first_seen)
         modified = changed if changed != first_seen else created
@@ -209,7 +247,26 @@ class MockState:
 
     def add_journal_entry(self, entry: JournalEntry) -> None:
         """Keep a validated journal entry (`GET /journalEntries` lists them)."""
+        if self.store is not None:
+            self.store.add_journal_entry(entry.id, {
+                "id": entry.id, "created": entry.created.isoformat(),
+                "description": entry.description, "type_id": entry.type_id,
+                "associated_type": entry.associated_type, "associated_id": entry.associated_id,
+                "property_id": entry.property_id, "negotiator_id": entry.negotiator_id})
         self.journal_entries.append(entry)
+
+    # -- deferred -------------------------------------------------------------------------------
+
+    def delete_deferred(self, negotiator_id: str, deferred_id: str) -> bool:
+        """Delete a negotiator's deferred notification; False when there is no such item."""
+        items = self.deferred.get(negotiator_id, [])
+        for i, item in enumerate(items):
+            if item.id == deferred_id:
+                if self.store is not None:
+                    self.store.delete_deferred(deferred_id)
+                del items[i]
+                return True
+        return False
 
     # -- notifications --------------------------------------------------------------------------
 
@@ -223,16 +280,37 @@ class MockState:
         notification_id = secrets.token_hex(8)
         recipients = list(dict.fromkeys(envelope.targets.negotiatorId))
         deferred = envelope.subType == "missedCall"
-        for negotiator_id in recipients:
-            if deferred:
-                self.deferred.setdefault(negotiator_id, []).append(
-                    Deferred(secrets.token_hex(8), accepted_at, envelope)
-                )
-            else:
-                self.hub.deliver(negotiator_id, envelope, notification_id, accepted_at)
+        if self.store is None:
+            for negotiator_id in recipients:
+                if deferred:
+                    self.deferred.setdefault(negotiator_id, []).append(
+                        Deferred(secrets.token_hex(8), accepted_at, envelope)
+                    )
+                else:
+                    self.hub.deliver(negotiator_id, envelope, notification_id, accepted_at)
+        else:
+            self._accept_kept(envelope, recipients, notification_id, accepted_at, deferred)
         self.record({
             "kind": "notification", "notificationId": notification_id,
             "requestId": request_id, "subType": envelope.subType,
             "callId": envelope.payload.id, "recipients": recipients, "deferred": deferred,
         })
         return Accepted(notification_id, recipients, deferred)
+
+    def _accept_kept(self, envelope: Envelope, recipients: list[str], notification_id: str,
+                     accepted_at: datetime, deferred: bool) -> None:
+        # One commit for every recipient, before any frame goes out and before the 202.
+        assert self.store is not None
+        pushes = []
+        with self.store.transaction():
+            for negotiator_id in recipients:
+                if deferred:
+                    item = Deferred(secrets.token_hex(8), accepted_at, envelope)
+                    self.store.add_deferred(item.id, negotiator_id, utc_iso(accepted_at),
+                                            envelope.to_wire())
+                    self.deferred.setdefault(negotiator_id, []).append(item)
+                else:
+                    pushes.append((negotiator_id, self.hub.retain(
+                        negotiator_id, envelope, notification_id, accepted_at)))
+        for negotiator_id, delivery in pushes:
+            self.hub.push(negotiator_id, delivery)

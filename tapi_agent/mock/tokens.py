@@ -44,15 +44,22 @@ VERIFIED_MAX = 2048  # access tokens whose verification is remembered (oldest fo
 def _process_key() -> rsa.RSAPrivateKey:
     # Generating a 2048-bit key costs 0.1-0.3 s; tests start hundreds of servers. Servers still
     # reject each other's tokens: the issuer (their base URL) differs.
+    return new_signing_key()
+
+
+def new_signing_key() -> rsa.RSAPrivateKey:
+    """A fresh RS256 signing key."""
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
 class TokenIssuer:
     """Holds one RSA key (kept across restarts) and mints/verifies tokens for one issuer URL."""
 
-    def __init__(self, issuer: str = "http://127.0.0.1") -> None:
+    def __init__(self, issuer: str = "http://127.0.0.1",
+                 key: rsa.RSAPrivateKey | None = None) -> None:
         self.issuer = issuer
-        self._key = _process_key()
+        # `key`: a signing key kept in `--state-dir`, so tokens outlive a restart.
+        self._key = key if key is not None else _process_key()
         self.kid = "mock-" + hashlib.sha256(
             self._key.public_key().public_numbers().n.to_bytes(256, "big")
         ).hexdigest()[:12]
