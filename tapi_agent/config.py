@@ -21,6 +21,7 @@ what is allowed, and the value from the layer below (the last good one) is kept.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -493,34 +494,46 @@ def load_settings(
     return Settings(r.values, r.sources, r.locked, r.errors, user_file)
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
 def dump_toml(values: Mapping[str, Any]) -> str:
-    """TOML text for flat `{key: value}` settings, grouped in `[section]` tables."""
-    sections: dict[str, list[str]] = {}
+    """TOML text for flat `{key: value}` settings (`popup.corner` -> `[popup] corner = ...`).
+
+    Written by tomli-w, not by hand: a value may hold any character the user typed (a line
+    name with a tab or a control character pasted in), and TOML forbids raw control characters
+    in strings; a hand-rolled writer that missed one made the whole file unreadable, so every
+    user setting fell back at the next start. tomli-w escapes what TOML requires and its output
+    always reads back with `tomllib`. It is imported only here: saving is rare, start-up never
+    needs it.
+    """
+    import tomli_w
+
+    nested: dict[str, Any] = {}
     for key in sorted(values):
-        value = values[key]
-        section, _, name = key.rpartition(".")
-        if isinstance(value, dict):
-            lines = sections.setdefault(key, [])
-            for k, v in sorted(value.items()):
-                lines.append(f"{_toml_value(str(k))} = {_toml_value(v)}")
-        else:
-            sections.setdefault(section, []).append(f"{name} = {_toml_value(value)}")
-    out: list[str] = []
-    for section, lines in sections.items():
-        out.append(f"[{section}]")
-        out.extend(lines)
-        out.append("")
-    return "\n".join(out)
+        *parents, name = key.split(".")
+        table = nested
+        for part in parents:
+            table = table.setdefault(part, {})
+        table[name] = values[key]
+    return tomli_w.dumps(nested)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` so that a reader (or a crash) sees the old file or the new one,
+    never half of one: a temporary file beside it (private to the user: 0600 on POSIX, as the
+    settings may hold a proxy password), flushed to disk, then `os.replace` over the old."""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def save_user_settings(path: Path, changes: Mapping[str, Any]) -> list[ConfigError]:
@@ -543,8 +556,8 @@ def save_user_settings(path: Path, changes: Mapping[str, Any]) -> list[ConfigErr
         except InvalidValue as exc:
             problems.append(ConfigError(str(path), key, str(exc)))
     if not problems:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(dump_toml(current), encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            _write_atomically(path, dump_toml(current))
+        except OSError as exc:  # the old file is untouched; say why nothing was saved
+            problems.append(ConfigError(str(path), "(file)", f"could not be written: {exc}"))
     return problems

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tapi_agent.config import (
     BY_KEY,
@@ -124,3 +129,74 @@ def test_saving_user_settings_round_trips_and_refuses_bad_values(tmp_path):
     assert load_settings(user_file=user, environ={})["popup.corner"] == "top-left"
     assert save_user_settings(user, {"popup.corner": None}) == []
     assert load_settings(user_file=user, environ={})["popup.corner"] == "bottom-right"
+
+
+# -- saving: any text a user can type survives, and a failed save loses nothing ------------
+
+NASTY_LINES = {
+    "01234 567890": "Sales\x01line",  # a control character pasted into a line name
+    "tab\tkey": "bell\x07 del\x7f nul\x00 esc\x1b",
+    'quote " and \\ backslash': "new\nline and CR\r and \u2028 separator",
+    "[not a table]": "= not an assignment",
+    "😀 astral": "ünïcödé",
+}
+
+
+def test_control_characters_in_a_value_are_saved_as_valid_toml(tmp_path):
+    user = tmp_path / "config.toml"
+    assert save_user_settings(user, {"calls.lines": NASTY_LINES,
+                                     "popup.corner": "top-left"}) == []
+    values, errors = read_toml(user)
+    assert errors == []
+    assert values == {"calls.lines": NASTY_LINES, "popup.corner": "top-left"}
+    # the next start keeps every user setting (the old writer's file fell back to defaults)
+    s = load_settings(user_file=user, environ={})
+    assert s.errors == []
+    assert s["calls.lines"] == NASTY_LINES and s["popup.corner"] == "top-left"
+
+
+@given(st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_any_line_names_round_trip(lines):
+    with tempfile.TemporaryDirectory() as tmp:
+        user = Path(tmp) / "config.toml"
+        assert save_user_settings(user, {"calls.lines": lines, "app.autostart": False}) == []
+        assert read_toml(user) == ({"calls.lines": lines, "app.autostart": False}, [])
+
+
+def test_a_failed_save_keeps_the_old_file_and_says_why(tmp_path, monkeypatch):
+    user = write(tmp_path / "config.toml", '[popup]\ncorner = "top-left"\n')
+    before = user.read_bytes()
+
+    def disk_full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", disk_full)
+    errors = save_user_settings(user, {"popup.corner": "bottom-left"})
+    assert [(e.key, "No space left" in e.message) for e in errors] == [("(file)", True)]
+    assert user.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no temp left
+
+
+CRASH_MID_SAVE = """
+import os, sys
+from pathlib import Path
+from tapi_agent.config import save_user_settings
+
+def crash(fd):  # the new text is written but not yet in place: the process dies here
+    os._exit(3)
+
+os.fsync = crash
+save_user_settings(Path(sys.argv[1]), {"popup.corner": "bottom-left",
+                                       "calls.lines": {"1": "x" * 100000}})
+"""
+
+
+def test_a_crash_mid_save_keeps_the_old_file(tmp_path):
+    user = write(tmp_path / "config.toml", '[popup]\ncorner = "top-left"\n')
+    before = user.read_bytes()
+    result = subprocess.run([sys.executable, "-c", CRASH_MID_SAVE, str(user)],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 3, result.stderr
+    assert user.read_bytes() == before
+    assert load_settings(user_file=user, environ={})["popup.corner"] == "top-left"
