@@ -164,7 +164,8 @@ def load_seed(path: Path) -> Seed:
     """Read seed data from a JSON file; keys missing from the file keep the built-in data.
 
     Shape: `{"offices": [...], "negotiators": [...], "contacts": [...],
-    "clients": [{"id", "secret", "scopes"}]}`.
+    "clients": [{"id", "secret", "scopes"}]}`; records use Reapit's field names, `id` required
+    (the README's "Your own data" has an example).
     """
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict):
@@ -179,6 +180,9 @@ def load_seed(path: Path) -> Seed:
                 raise ValueError(f"{path}: every negotiator needs a string 'id'")
     if "contacts" in data:
         seed.contacts = list(data["contacts"])
+        for c in seed.contacts:
+            if not isinstance(c, dict) or not isinstance(c.get("id"), str):
+                raise ValueError(f"{path}: every contact needs a string 'id'")
     if "clients" in data:
         seed.clients = [
             Client(c["id"], c.get("secret"), tuple(c.get("scopes", PROVIDER_SCOPES)))

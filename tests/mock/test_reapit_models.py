@@ -166,3 +166,12 @@ def test_the_journal_query_takes_the_published_parameters(
         "propertyId": "P", "typeId": "MI", "createdFrom": "2020-01-01T00:00:00Z",
         "createdTo": "2100-01-01", "sortBy": "-created", "pageSize": 5, "pageNumber": 1})
     assert r.status_code == 200 and r.json()["totalCount"] == 0
+
+
+def test_a_seed_contact_without_an_id_is_refused(tmp_path: Path) -> None:
+    from tapi_agent.mock.seed import load_seed
+
+    seed = tmp_path / "seed.json"
+    seed.write_text(json.dumps({"contacts": [{"forename": "Ann"}]}))
+    with pytest.raises(ValueError, match="every contact needs a string 'id'"):
+        load_seed(seed)

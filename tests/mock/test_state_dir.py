@@ -138,3 +138,14 @@ def test_the_directory_is_private(tmp_path: Path) -> None:
     assert (tmp_path / "private").stat().st_mode & 0o077 == 0
     for path in (tmp_path / "private").iterdir():
         assert path.stat().st_mode & 0o077 == 0, path
+
+
+def test_serve_on_a_directory_in_use_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tapi_agent.mock.cli import main
+
+    with MockServer(state_dir=tmp_path):
+        assert main(["serve", "--port", "0", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "in use by another tapi-agent-mock" in err and "Traceback" not in err
