@@ -1,9 +1,10 @@
-"""HTTP client of the Platform API the agent uses: contacts, negotiators, deferred (missed) calls.
+"""HTTP client of the Platform API the agent uses: contacts, negotiators, journal entries, deferred
+(missed) calls.
 
 Every request carries the session's bearer token; a 401 refreshes the token once and retries.
-Contacts and negotiators go to the Platform API (`platform.url`, the server by default) with the
-`api-version` header Reapit's Platform API expects; deferred calls go to the notifications
-backend. A bearer token only travels over https, or plain http to this PC.
+Contacts, negotiators and journal entries go to the Platform API (`platform.url`, the server
+by default) with the `api-version` header Reapit's Platform API expects; deferred calls go to the
+notifications backend. A bearer token only travels over https, or plain http to this PC.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class ApiClient:
     # -- requests -------------------------------------------------------------------------------
 
     async def _request(
-        self, method: str, path: str, params: Params | None = None
+        self, method: str, path: str, params: Params | None = None,
+        json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         platform = not path.startswith("/notifications")
         url = (self.platform_url if platform else self.base_url) + path
@@ -75,20 +77,20 @@ class ApiClient:
         if platform:
             headers["api-version"] = API_VERSION
         token = await self._tokens.access_token()
-        response = await self._send(method, url, path, params, token, headers)
+        response = await self._send(method, url, path, params, token, headers, json)
         if response.status_code == 401:
             # The token may have been revoked or expired early: one refresh, one retry.
             token = await self._tokens.refresh()
-            response = await self._send(method, url, path, params, token, headers)
+            response = await self._send(method, url, path, params, token, headers, json)
         return response
 
     async def _send(
         self, method: str, url: str, path: str, params: Params | None, token: str,
-        headers: dict[str, str],
+        headers: dict[str, str], json: dict[str, Any] | None = None,
     ) -> httpx.Response:
         try:
             return await self._http.request(
-                method, url, params=params,
+                method, url, params=params, json=json,
                 headers={**headers, "Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:
@@ -164,6 +166,32 @@ class ApiClient:
         if response.status_code == 404:
             return
         _raise_for(response)
+
+
+    async def post_journal_entry(self, body: dict[str, Any]) -> str:
+        """`POST /journalEntries` (a `CreateJournalEntryModel`); the new entry's `Location`.
+
+        A refusal raises ApiError with the HTTP status; a 422's text names each field the API
+        rejected, with its message ("associatedId: no contact has the id 'X'")."""
+        response = await self._request("POST", "/journalEntries", json=body)
+        if response.status_code == 422:
+            raise ApiError(422, _validation_text(response))
+        _raise_for(response)
+        return response.headers.get("location", "")
+
+
+def _validation_text(response: httpx.Response) -> str:
+    """The 422 body as one line: its description and each `field: message`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "the Platform API refused the entry (HTTP 422)"
+    if not isinstance(body, dict):
+        return "the Platform API refused the entry (HTTP 422)"
+    parts = [f"{e.get('field')}: {e.get('message')}" for e in body.get("errors") or []
+             if isinstance(e, dict)]
+    description = str(body.get("description") or "One or more fields failed validation")
+    return description + (" (" + "; ".join(parts) + ")" if parts else "")
 
 
 async def delete_seen(api: ApiClient, deferred_ids: list[str]) -> list[str]:

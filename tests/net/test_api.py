@@ -183,3 +183,45 @@ def test_deleting_a_call_already_gone_counts_as_deleted(mock_server: MockServer)
         await api.aclose()
 
     asyncio.run(agent())
+
+
+def test_a_journal_entry_is_posted_and_read_back(
+    mock_server: MockServer,
+) -> None:
+    api = ApiClient(mock_server.base_url, tokens_for(mock_server, "JAS"))
+    body = {"associatedType": "contact", "associatedId": "OXF20000001",
+            "description": "Incoming call from 07123 456789, 1 min. Note: viewing Friday",
+            "negotiatorId": "JAS"}
+
+    async def go() -> str:
+        try:
+            return await api.post_journal_entry(body)
+        finally:
+            await api.aclose()
+
+    location = run(go)
+    assert location.startswith("/journalEntries/")
+    listed = httpx.get(f"{mock_server.base_url}/journalEntries",
+                       params={"associatedId": "OXF20000001"},
+                       headers={"Authorization": f"Bearer {mock_server.mint_token('JAS')}"})
+    [entry] = listed.json()["_embedded"]
+    assert entry["description"] == body["description"] and entry["negotiatorId"] == "JAS"
+    assert entry["associatedType"] == "contact"
+
+
+def test_a_refused_journal_entry_is_an_api_error_naming_the_field(
+    mock_server: MockServer,
+) -> None:
+    api = ApiClient(mock_server.base_url, tokens_for(mock_server, "JAS"))
+
+    async def go() -> None:
+        try:
+            await api.post_journal_entry({"associatedType": "contact", "associatedId": "NOPE",
+                                          "description": "x"})
+        finally:
+            await api.aclose()
+
+    with pytest.raises(ApiError) as err:
+        run(go)
+    assert err.value.status == 422
+    assert "associatedId: no contact has the id 'NOPE'" in err.value.description
