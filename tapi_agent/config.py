@@ -101,6 +101,11 @@ _SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # RFC 6749 scope-token characters
 _URL_ALLOWED = ("empty, or an https:// URL such as https://connect.reapit.cloud (http:// only "
                 "for 127.0.0.1 or localhost)")
 
+# A link template for AgencyCloud's Desktop API (or another app's): a URL with a scheme, no
+# spaces, holding its placeholder (tapi_agent/core/links.py fills it in, percent-encoded).
+_LINK_WITH = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]*\{{{0}\}}[^\s]*$"
+_LINK_ALLOWED = "a URL without spaces holding {{{0}}}, such as {1}"
+
 
 def redirect_ports(settings: Settings) -> list[int]:
     """auth.redirect_port, then the ports of auth.redirect_ports, in order and once each."""
@@ -175,6 +180,24 @@ SETTINGS: tuple[Setting, ...] = (
             policy="StaleAfterSeconds"),
     Setting("calls.open_record", str, "off", "Open the caller's record automatically",
             choices=("off", "ring", "answer"), policy="OpenRecord"),
+    Setting("calls.journal", str, "ask",
+            "Log calls to the contact's journal in AgencyCloud: off, ask after a call I "
+            "answered (Log call on the pop), or auto (every answered call with a known contact)",
+            choices=("off", "ask", "auto"), policy="CallJournal"),
+    Setting("calls.record_link", str, "agencycloud://contacts/{id}",
+            "Link that opens a contact's record ({id}: the contact id)", policy="RecordLink",
+            pattern=_LINK_WITH.format("id"),
+            allowed=_LINK_ALLOWED.format("id", "agencycloud://contacts/{id}")),
+    Setting("calls.journal_link", str, "agencycloud://contacts/{id}/journal",
+            "Link that opens a contact's journal ({id}: the contact id)", policy="JournalLink",
+            pattern=_LINK_WITH.format("id"),
+            allowed=_LINK_ALLOWED.format("id", "agencycloud://contacts/{id}/journal")),
+    Setting("calls.search_link", str, "agencycloud://contacts?communication={number}",
+            "Link that searches AgencyCloud for an unknown caller ({number}: the caller's "
+            "digits)", policy="SearchLink",
+            pattern=_LINK_WITH.format("number"),
+            allowed=_LINK_ALLOWED.format("number",
+                                         "agencycloud://contacts?communication={number}")),
     Setting("calls.lines", dict, {},
             "Friendly names of dialled numbers, e.g. {\"01234 567890\" = \"Sales line\"}"),
     Setting("popup.corner", str, "bottom-right", "Screen corner where pops stack",

@@ -42,6 +42,9 @@ TEXT_SAMPLES = {
     "calls.region": "IE",
     "calls.timezone": "Europe/Dublin",
     "popup.screen": "primary",
+    "calls.record_link": "https://crm.example.com/contacts/{id}",
+    "calls.journal_link": "agencycloud://contacts/{id}/journal?tab=notes",
+    "calls.search_link": "https://crm.example.com/search?phone={number}",
     "network.proxy": "http://proxy.example.com:8080",
 }
 
