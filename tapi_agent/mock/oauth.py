@@ -338,6 +338,17 @@ _TOKEN_FORM = {
 }
 
 
+async def _read_form(request: Request) -> dict[str, str] | Response:
+    """The form of an OAuth POST, or the error answer for a body that is not one."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")
+    try:
+        return dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
+    except UnicodeDecodeError:
+        return oauth_error("invalid_request", "the body is not UTF-8")
+
+
 @router.post("/token", summary="Token endpoint (form-encoded)",
              openapi_extra={"requestBody": _TOKEN_FORM})
 @router.post("/oauth/token", summary="Token endpoint (alias of /token)",
@@ -345,13 +356,9 @@ _TOKEN_FORM = {
 async def token(request: Request) -> Response:
     """authorization_code (+PKCE S256), refresh_token (rotating), client_credentials."""
     state = state_of(request)
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")
-    try:
-        form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        return oauth_error("invalid_request", "the body is not UTF-8")
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
     client_id, secret = _client_auth(request, form)
     client = state.seed.client(client_id)
     if client is None:
@@ -382,13 +389,9 @@ async def revoke(request: Request) -> Response:
     """Revoke the session of a refresh token (as Reapit Connect's Cognito `/oauth2/revoke`).
     An unknown token is 200 too (RFC 7009 2.2: nothing to tell an attacker)."""
     mock = state_of(request)
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
-        return oauth_error("invalid_request", "the body must be application/x-www-form-urlencoded")
-    try:
-        form = dict(parse_qsl((await request.body()).decode("utf-8"), keep_blank_values=True))
-    except UnicodeDecodeError:
-        return oauth_error("invalid_request", "the body is not UTF-8")
+    form = await _read_form(request)
+    if isinstance(form, Response):
+        return form
     client_id, _ = _client_auth(request, form)
     if mock.seed.client(client_id) is None:
         return oauth_error("invalid_client", "unknown client", 401)

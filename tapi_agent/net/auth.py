@@ -168,8 +168,17 @@ class ReapitConnect:
 
     async def _get_document(self, url: str, what: str, setting: str) -> dict[str, Any]:
         require_secure(url, f"The {what}", setting)  # what we trust tokens by must be authentic
+        response = await self._get(url, {})
+        if response.status_code != 200:
+            raise AuthError(f"The {what} is not at {url} (HTTP {response.status_code}): check "
+                            f"the setting {setting}")
+        return parse_json_document(response.content, f"{what} at {url}")
+
+    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """GET from the provider; AuthUnavailable when it cannot answer (network, 5xx)."""
         try:
-            response = await self._http.get(url, headers={"Accept": "application/json"})
+            response = await self._http.get(url, headers={**headers,
+                                                          "Accept": "application/json"})
         except httpx.HTTPError as exc:
             raise AuthUnavailable(
                 f"Could not reach the sign-in provider at {url}: {exc or type(exc).__name__}"
@@ -177,10 +186,7 @@ class ReapitConnect:
         if response.status_code >= 500:
             raise AuthUnavailable(f"The sign-in provider is not working right now "
                                   f"(HTTP {response.status_code} from {url})")
-        if response.status_code != 200:
-            raise AuthError(f"The {what} is not at {url} (HTTP {response.status_code}): check "
-                            f"the setting {setting}")
-        return parse_json_document(response.content, f"{what} at {url}")
+        return response
 
     async def signing_keys(self, kid: Any = None) -> dict[str, Any]:
         """The provider's JWKS; fetched again (with the metadata) when `kid` is not in it."""
@@ -278,15 +284,7 @@ class ReapitConnect:
         if not url:
             return {}
         require_secure(url, "UserInfo", "auth.userinfo_url")
-        try:
-            response = await self._http.get(url, headers={
-                "Authorization": f"Bearer {access_token}", "Accept": "application/json"})
-        except httpx.HTTPError as exc:
-            raise AuthUnavailable(f"Could not reach the sign-in provider's UserInfo: "
-                                  f"{exc or type(exc).__name__}") from None
-        if response.status_code >= 500:
-            raise AuthUnavailable(f"UserInfo is not working right now "
-                                  f"(HTTP {response.status_code})")
+        response = await self._get(url, {"Authorization": f"Bearer {access_token}"})
         if response.status_code != 200:
             raise AuthError(f"The sign-in provider refused UserInfo (HTTP "
                             f"{response.status_code})")
