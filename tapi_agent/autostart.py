@@ -1,4 +1,17 @@
-"""Start at login: the HKCU Run key on Windows, an XDG autostart `.desktop` entry elsewhere.
+"""Start at login: the HKCU Run key on Windows, an XDG autostart `.desktop` entry elsewhere,
+and the rules that make the `app.autostart` setting (and its `AutoStart` policy) hold both ways.
+
+Where the MSI is installed, every user's sign-in runs the agent from the machine-wide Run entry
+(`HKLM\\...\\Run\\TapiAgent`) with `--at-sign-in`, and the agent decides (`should_run`):
+it goes on only when `app.autostart` is true, as resolved from every layer (policy, the user's
+choice, the machine file, the MSI's AUTOSTART, the default: on). So a policy *Enabled* starts the
+agent at every sign-in and a policy *Disabled* stops it at once, whatever the Run entries say.
+The tray's "Start at login" saves the user's choice as `app.autostart` in the user's settings
+file (greyed out when a policy or the machine file locks it).
+
+Without the machine entry (a pip install), the per-user entry is the way: the tray's option
+writes or removes it, and when the setting is locked the agent makes the entry match the
+setting each time it starts (`reconcile`). Every entry written here carries `--at-sign-in` too.
 
 The Windows side goes through `RunKey`, so tests use `MemoryRunKey` where there is no registry.
 """
@@ -13,7 +26,9 @@ from pathlib import Path
 from typing import Protocol
 
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+MACHINE_RUN_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Run"  # HKLM, written by the MSI
 RUN_VALUE = "TapiAgent"
+AT_SIGN_IN = "--at-sign-in"  # the command line flag of every start-at-sign-in entry
 DESKTOP_FILE = "tapi-agent.desktop"
 
 
@@ -191,3 +206,62 @@ def set_autostart(enabled: bool, *, command: list[str], backend: Autostart | Non
 def autostart_enabled(*, backend: Autostart | None = None) -> bool:
     """Whether the agent starts at login."""
     return (backend or default_autostart()).enabled()
+
+
+class _ValuesReader(Protocol):
+    def read_values(self, key_path: str) -> dict[str, str | int]: ...
+
+
+def machine_entry(registry: _ValuesReader | None) -> bool:
+    """Whether the MSI's machine-wide Run entry starts the agent at every user's sign-in."""
+    if registry is None:
+        return False
+    return any(name.lower() == RUN_VALUE.lower() for name in registry.read_values(MACHINE_RUN_KEY))
+
+
+def should_run(at_sign_in: bool, autostart: bool) -> bool:
+    """Whether this start of the agent goes on: every start does, except one from a sign-in
+    entry (`--at-sign-in`) while `app.autostart` is off (by policy, the user or IT)."""
+    return autostart or not at_sign_in
+
+
+def sign_in_command(command: Sequence[str]) -> list[str]:
+    """`command` as a start-at-sign-in entry runs it."""
+    return [*command, AT_SIGN_IN]
+
+
+def reconcile(autostart: bool, locked: bool, *, command: Sequence[str], machine: bool,
+              backend: Autostart | None = None) -> bool:
+    """Make the per-user entry agree with the rules above; return whether the agent starts at
+    sign-in (what the tray's "Start at login" shows).
+
+    - `machine` (the MSI's Run entry exists): it starts the agent for everyone and `autostart`
+      decides, so a per-user entry would only start it twice: it is removed.
+    - otherwise, a locked setting (policy or machine file) is enforced on the per-user entry;
+      an unlocked one is the user's to change, and the entry is left as it is.
+    """
+    target = backend or default_autostart()
+    if machine:
+        if target.enabled():
+            target.disable()
+        return autostart
+    if locked:
+        if autostart:
+            target.enable(sign_in_command(command))
+        else:
+            target.disable()
+        return autostart
+    return target.enabled()
+
+
+def choose(enabled: bool, *, command: Sequence[str], machine: bool,
+           backend: Autostart | None = None) -> None:
+    """The user ticked or cleared "Start at login": with the machine entry, only the setting
+    (saved by the caller as `app.autostart`) matters; without it, the per-user entry follows."""
+    if machine:
+        return
+    target = backend or default_autostart()
+    if enabled:
+        target.enable(sign_in_command(command))
+    else:
+        target.disable()

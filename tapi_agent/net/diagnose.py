@@ -2,6 +2,8 @@
 
 Steps in order: config, DNS, TCP, TLS, HTTP, token, websocket. Each gives ok, a detail and how
 long it took; a failed step says what to do, and the steps that depend on it are skipped.
+Before the steps, `render_settings` lists every setting with the layer it came from, so IT can
+see at once whether a value is the MSI's, the machine file's, a policy's or the user's.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -83,6 +85,23 @@ class DiagnoseReport:
         else:
             lines.append("Result: FAILED")
         return "\n".join(lines)
+
+
+def render_settings(values: Mapping[str, object], sources: Mapping[str, str],
+                    locked: Collection[str]) -> str:
+    """Every setting, its value and where it came from ("default", a file, the MSI's
+    HKLM\\SOFTWARE\\TapiAgent, the policy key, "environment", "command line"), marked when
+    locked. Settings hold no secrets (tokens live in the credential store), so all are shown."""
+    lines = ["Settings (value, then where it came from):"]
+    width = max((len(k) for k in values), default=0)
+    for key in sorted(values):
+        value = values[key]
+        shown = (", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
+                 if isinstance(value, dict) else str(value).lower()
+                 if isinstance(value, bool) else str(value))
+        lock = ", locked" if key in locked else ""
+        lines.append(f"  {key:<{width}}  {shown or '(empty)'}  [{sources.get(key, '?')}{lock}]")
+    return "\n".join(lines)
 
 
 class _StepFailed(Exception):

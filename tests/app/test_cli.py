@@ -1,11 +1,10 @@
-"""The `tapi-agent` command line: version, demo without the mock, IT-managed autostart."""
+"""The `tapi-agent` command line: version, demo without the mock, log levels."""
 
 from __future__ import annotations
 
 import pytest
 
 from tapi_agent import __version__, app
-from tapi_agent.config import MACHINE_KEY, MemoryRegistry
 
 
 def test_version_prints_the_package_version(capsys):
@@ -26,11 +25,3 @@ def test_unknown_log_level_is_refused_with_the_allowed_values(capsys):
         app.main(["--log-level", "LOUD"])
     assert exc.value.code == 2
     assert "DEBUG" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(("value", "managed"), [("1", True), ("0", False), (None, False)])
-def test_msi_autostart_marks_start_at_login_as_managed_by_it(value, managed):
-    registry = MemoryRegistry()
-    if value is not None:
-        registry.set_value(MACHINE_KEY + "\\Installer", "AutoStart", value)
-    assert app._machine_autostart(registry) is managed
