@@ -90,7 +90,7 @@ def test_a_bad_payload_is_refused_naming_the_field_and_nothing_is_delivered(
     qtbot, agent, mock_server
 ):
     resp = post(mock_server, call("incomingCall", "bad", ["JAS"], huntGroup="yes"))
-    assert resp.status_code == 400
+    assert resp.status_code == 422  # Reapit: a validation failure is 422
     assert resp.headers["x-amzn-RequestId"]
     assert [e["field"] for e in resp.json()["errors"]] == ["payload.huntGroup"]
     # the next good call is the first thing the agent sees
