@@ -247,6 +247,16 @@ class CallBook:
         outcome = "dismissed" if v.state == "ringing" else self._outcome(v)
         return [self._close(call, "dismissed", outcome, now)]
 
+    def keep_open(self, key: str, until: float | None) -> bool:
+        """Move when the ended call `key`'s pop closes: `until` (epoch seconds), or never while
+        None (the user is writing a note to log the call). Only for ended calls; True if moved."""
+        call = self._live.get(key)
+        if call is None or call.view.state != "ended":
+            return False
+        call.view = replace(call.view, closes_at=until)
+        self._schedule(call)
+        return True
+
     def resync(self, now: float) -> list[Change]:
         """The event history can't be trusted (events were lost): close every live pop."""
         changes = []

@@ -336,3 +336,24 @@ def test_created_with_zone_within_the_limit_is_not_stale() -> None:
     book = CallBook("ME", S)
     created = datetime.fromtimestamp(T0, UTC) - timedelta(seconds=30)
     assert book.apply(ev("in", sent=None, created=created), T0)[0].action == "open"
+
+
+def test_an_ended_pop_is_kept_open_while_a_note_is_written_then_closes() -> None:
+    from tapi_agent.core.calls import CallBook, CallEvent, CallSettings
+
+    def ev(sub: str, by: str | None = None) -> CallEvent:
+        return CallEvent(sub, "k1", "07123 456789", "01234 567890", False, by,
+                         datetime(2026, 1, 5, 9, 0), 100.0)
+
+    book = CallBook("JAS", CallSettings(linger_s=5))
+    book.apply(ev("incomingCall"), 100.0)
+    assert not book.keep_open("k1", None)  # only an ended call's pop
+    book.apply(ev("answeredCall", "JAS"), 101.0)
+    book.apply(ev("endedCall", "JAS"), 110.0)
+    assert book.keep_open("k1", None)
+    assert book.tick(1000.0) == [] and book.next_deadline() is None  # held: never closes
+    assert book.keep_open("k1", 1002.0)
+    assert book.tick(1001.0) == []
+    [change] = book.tick(1002.0)
+    assert change.action == "close" and change.reason == "ended"
+    assert not book.keep_open("k1", None)  # gone
