@@ -11,6 +11,13 @@ costs the same, and memory returns once the flood has passed (issue 14). A card 
 deleted (`deleteLater`): nothing Qt outlives the call's time on screen. A card pushed down by a
 newer call is kept (at most `_POOL` of them) for the next call that needs one: a flood then
 builds no new native windows, which is most of a card's cost.
+
+Logging calls (`journal_mode`, the setting `calls.journal`): when a call the user answered ends
+and one contact matched, `auto` asks the app for a journal entry at once (`log_requested`, no
+prompt); `ask` (or `auto` with several matches) offers "Log call" on the pop, which then stays
+at least `LOG_OFFER_S` so there is time to click it, and stays open for as long as a note is
+being written. Nothing is offered for a call answered elsewhere, a missed call, or a caller no
+contact matched.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ from PySide6.QtWidgets import QLabel
 
 from tapi_agent.core.calls import CallBook, CallEvent, CallSettings, CallView, Change
 from tapi_agent.core.directory import Contact
+from tapi_agent.core.journal import JOURNAL_MODES
+from tapi_agent.core.links import Links
 from tapi_agent.core.log import log_event
 from tapi_agent.ui.placement import (
     CORNERS,
@@ -37,6 +46,8 @@ from tapi_agent.ui.popup import PopCard, UrlOpener, is_withheld
 
 OPEN_RECORD_MODES = ("off", "ring", "answer")
 _POOL = 2  # cards pushed down by newer calls, kept hidden for reuse
+LOG_OFFER_S = 30.0  # an ended call's pop offering "Log call" stays at least this long
+LOG_SAVED_S = 3.0  # after Enter, the pop stays this long (or the linger time) to say how it went
 
 
 def _rect(r: QRect) -> Rect:
@@ -60,6 +71,7 @@ class PopStack(QObject):
     lookup_requested = Signal(str, str)  # (call key, caller number): the app looks contacts up
     record_opened = Signal(str)  # agencycloud URL that was opened
     history_changed = Signal()
+    log_requested = Signal(object, object, str)  # CallView, Contact, note: post a journal entry
 
     def __init__(
         self,
@@ -74,6 +86,8 @@ class PopStack(QObject):
         open_record: str = "off",
         clock: Callable[[], float] = time.time,
         url_opener: Callable[[QUrl], bool] | None = None,
+        links: Links | None = None,
+        journal_mode: str = "off",
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -81,6 +95,12 @@ class PopStack(QObject):
             raise ValueError(f"corner must be one of {', '.join(CORNERS)}")
         if open_record not in OPEN_RECORD_MODES:
             raise ValueError(f"open_record must be one of {', '.join(OPEN_RECORD_MODES)}")
+        if journal_mode not in JOURNAL_MODES:
+            raise ValueError(f"journal_mode must be one of {', '.join(JOURNAL_MODES)}")
+        self._links = links or Links()
+        self._journal_mode = journal_mode
+        self._log_state: dict[str, tuple[str, str]] = {}  # key -> (journal status, message)
+        self._log_offered: set[str] = set()
         self._book = CallBook(me, call_settings)
         self._region = region
         self._line_names = dict(line_names or {})
@@ -198,8 +218,10 @@ class PopStack(QObject):
         if card is not None:
             card.set_contacts(contacts)
         self._maybe_open_record(key)
+        self._maybe_offer_log(key)
         if card is not None:
             self._relayout()
+        self._arm()
 
     def set_negotiator_names(self, names: dict[str, str]) -> None:
         """Colleague names by negotiator id (from the cached GET /negotiators)."""
@@ -248,7 +270,10 @@ class PopStack(QObject):
                     card.update_call(view)
                     log_event("pop.updated", callId=view.log_id, state=view.state)
                 self._maybe_open_record(view.key)
+                self._maybe_offer_log(view.key)
             else:
+                self._log_state.pop(view.key, None)
+                self._log_offered.discard(view.key)
                 self._contacts.pop(view.key, None)
                 self._auto_opened.discard(view.key)
                 if not self._drop_card(view.key, change.reason) and not self._dnd:
@@ -265,10 +290,13 @@ class PopStack(QObject):
         card = PopCard(
             view, region=self._region, line_names=self._line_names,
             negotiator_names=self._names, clock=self._clock, url_opener=self._url_opener,
+            links=self._links,
         )
         # The card says which call (its key): the same connections serve it when reused.
         card.dismissed.connect(self.dismiss)
         card.record_opened.connect(self.record_opened)
+        card.log_requested.connect(self._on_log_requested)
+        card.editing_changed.connect(self._on_editing_changed)
         return card
 
     def _prepare_spare(self) -> None:
@@ -304,6 +332,10 @@ class PopStack(QObject):
             card.set_contacts(contacts)
         if view.key in self._announced:
             card.mark_shown()  # it was on screen before it made room for newer calls
+        if view.key in self._log_offered:
+            card.offer_log(True)
+        if view.key in self._log_state:
+            card.set_journal_status(*self._log_state[view.key])
         return card
 
     def _sync_cards(self) -> list[PopCard]:
@@ -351,9 +383,55 @@ class PopStack(QObject):
         if not wanted:
             return
         self._auto_opened.add(key)
-        url = contacts[0].record_url
+        url = self._links.record_url(contacts[0].id)
         if self._url_opener(QUrl(url)):
             self.record_opened.emit(url)
+
+    # -- logging calls ---------------------------------------------------------------------------
+
+    def _maybe_offer_log(self, key: str) -> None:
+        """A call I answered ended with a contact matched: log it (auto) or offer to (ask)."""
+        view = self._book.get(key)
+        contacts = self._contacts.get(key) or []
+        if (self._journal_mode == "off" or view is None or view.state != "ended"
+                or not view.answered_by_me or not contacts
+                or key in self._log_offered or key in self._log_state):
+            return
+        if self._journal_mode == "auto" and len(contacts) == 1:
+            self._on_log_requested(view, contacts[0], "")
+            return
+        self._log_offered.add(key)
+        card = self._cards.get(key)
+        if card is not None:
+            card.offer_log(True)
+        until = self._clock() + LOG_OFFER_S
+        if view.closes_at is not None and view.closes_at < until:
+            self._book.keep_open(key, until)
+
+    def _on_log_requested(self, view: CallView, contact: Contact, note: str) -> None:
+        self.set_journal_status(view.key, "pending")
+        self.log_requested.emit(view, contact, note)
+
+    def _on_editing_changed(self, key: str, editing: bool) -> None:
+        """Keep the pop while a note is written; then let it close a little later."""
+        if editing:
+            self._book.keep_open(key, None)
+        else:
+            linger = self._book.settings.linger_s
+            done = key in self._log_state
+            stay = max(linger, LOG_SAVED_S) if done else max(linger, LOG_OFFER_S)
+            self._book.keep_open(key, self._clock() + stay)
+        self._arm()
+
+    def set_journal_status(self, key: str, status: str, message: str = "") -> None:
+        """How the journal entry of call `key` stands (pending, queued, logged, rejected)."""
+        if self._book.get(key) is None:
+            return
+        self._log_state[key] = (status, message)
+        card = self._cards.get(key)
+        if card is not None:
+            card.set_journal_status(status, message)
+            self._relayout()
 
     def _arm(self) -> None:
         deadline = self._book.next_deadline()

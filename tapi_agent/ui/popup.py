@@ -30,6 +30,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMenu,
     QPushButton,
     QSizePolicy,
@@ -39,6 +40,8 @@ from PySide6.QtWidgets import (
 
 from tapi_agent.core.calls import CallView
 from tapi_agent.core.directory import Contact
+from tapi_agent.core.journal import MAX_NOTE
+from tapi_agent.core.links import Links
 from tapi_agent.core.log import log_event
 
 UrlOpener = Callable[[QUrl], bool]
@@ -124,11 +127,44 @@ def _label(name: str, object_name: str) -> QLabel:
     return label
 
 
+class NoteEdit(QLineEdit):
+    """The note of "Log call": Enter saves (returnPressed), Esc cancels (never dismisses)."""
+
+    cancelled = Signal()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Esc cancels the note; every other key types as usual."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.cancelled.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+OPEN_FAILED = "AgencyCloud could not be opened from this PC. Copy the number instead."
+JOURNAL_TEXT = {
+    "pending": "Saving to the journal…",
+    "queued": "Not logged yet: will try again",
+    "logged": "Logged to the journal",
+    "rejected": "Not logged",
+}
+
+
 class PopCard(QWidget):
-    """A pop for one call: caller, matched records, line, state, timer and actions."""
+    """A pop for one call: caller, matched records, line, state, timer and actions.
+
+    Actions by what is known of the caller: one matched contact offers "Open record", "Journal"
+    and "Copy number"; several offer "Open record…" (a menu) and "Search in AgencyCloud"; an
+    unknown caller "Search in AgencyCloud" and "Copy number". A link the desktop cannot open
+    says so on the card and offers "Copy number" (in place of the search, when space is short).
+    After a call the user answered ends, `offer_log` adds "Log call": a note field (Enter saves,
+    Esc cancels) that takes the keyboard only because the user clicked.
+    """
 
     dismissed = Signal(str)  # call key
     record_opened = Signal(str)  # the agencycloud URL opened
+    log_requested = Signal(object, object, str)  # CallView, Contact, note
+    editing_changed = Signal(str, bool)  # call key, a note is being written
 
     def __init__(
         self,
@@ -140,9 +176,17 @@ class PopCard(QWidget):
         clock: Callable[[], float] = time.time,
         url_opener: UrlOpener | None = None,
         width: int = 360,
+        links: Links | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self._links = links or Links()
+        self._open_failed = False
+        self._log_offered = False
+        self._log_contact: Contact | None = None
+        self._editing = False
+        self._journal_status = ""
+        self._journal_message = ""
         self._view = view
         self._region = region
         self._line_names = dict(line_names or {})
@@ -244,11 +288,98 @@ class PopCard(QWidget):
                 return False
             else:
                 return False
-        url = contact.record_url
+        return self._open_link(self._links.record_url(contact.id))
+
+    def open_journal(self) -> bool:
+        """Open the only matched contact's journal in AgencyCloud."""
+        if len(self._contacts) != 1:
+            return False
+        return self._open_link(self._links.journal_url(self._contacts[0].id))
+
+    def search_contacts(self) -> bool:
+        """Search AgencyCloud's contacts for the caller's number."""
+        if is_withheld(self._view.caller):
+            return False
+        return self._open_link(self._links.search_url(self._view.caller))
+
+    def _open_link(self, url: str) -> bool:
         ok = bool(self._open_url(QUrl(url)))
         if ok:
             self.record_opened.emit(url)
+        elif not self._open_failed:
+            self._open_failed = True  # said on the card, with "Copy number" to fall back on
+            self._render()
         return ok
+
+    @property
+    def open_failed(self) -> bool:
+        """True once a link could not be opened (the card says so)."""
+        return self._open_failed
+
+    # -- logging the call ------------------------------------------------------------------------
+
+    def offer_log(self, on: bool) -> None:
+        """Offer "Log call" (the call ended, I answered it, a contact matched)."""
+        if on != self._log_offered:
+            self._log_offered = on
+            self._render()
+
+    @property
+    def editing(self) -> bool:
+        """True while the note of "Log call" is open."""
+        return self._editing
+
+    def start_log(self, contact: Contact | None = None) -> bool:
+        """Open the note field for `contact` (or the only match; a menu when several match).
+        The user clicked: the card may take the keyboard now, for the note."""
+        if contact is None:
+            if len(self._contacts) == 1:
+                contact = self._contacts[0]
+            elif len(self._contacts) > 1:
+                self._show_contact_menu(self.log_menu, self.log_button)
+                return False
+            else:
+                return False
+        self._log_contact = contact
+        self._editing = True
+        self.note_edit.clear()
+        self.note_edit.setPlaceholderText(
+            f"Note for {contact.name or contact.id} (optional): Enter saves, Esc cancels")
+        self._render()
+        self.editing_changed.emit(self.key, True)
+        handle = self.windowHandle()
+        if handle is not None:
+            handle.setFlag(Qt.WindowType.WindowDoesNotAcceptFocus, False)
+        self.activateWindow()
+        self.note_edit.setFocus(Qt.FocusReason.MouseFocusReason)
+        return True
+
+    def save_log(self) -> None:
+        """Enter (or Save): ask for the entry, with the note as typed."""
+        contact = self._log_contact
+        if not self._editing or contact is None:
+            return
+        note = self.note_edit.text()
+        self._editing = False
+        self._journal_status = "pending"
+        self._render()
+        self.log_requested.emit(self._view, contact, note)
+        self.editing_changed.emit(self.key, False)
+
+    def cancel_log(self) -> None:
+        """Esc in the note: nothing is logged; "Log call" stays on offer."""
+        if not self._editing:
+            return
+        self._editing = False
+        self._log_contact = None
+        self._render()
+        self.editing_changed.emit(self.key, False)
+
+    def set_journal_status(self, status: str, message: str = "") -> None:
+        """How the entry stands: pending, queued (retrying), logged, rejected (with why)."""
+        self._journal_status = status
+        self._journal_message = message
+        self._render()
 
     def copy_number(self) -> None:
         """Put the caller's number on the clipboard (as shown, formatted for the region)."""
@@ -283,10 +414,22 @@ class PopCard(QWidget):
         self.open_button.setAccessibleName("Open record in AgencyCloud")
         self.copy_button = QPushButton("Copy number")
         self.copy_button.setAccessibleName("Copy number")
+        self.journal_button = QPushButton("Journal")
+        self.journal_button.setAccessibleName("Open the contact's journal in AgencyCloud")
+        self.search_button = QPushButton("Search in AgencyCloud")
+        self.search_button.setAccessibleName("Search in AgencyCloud for the caller's number")
+        self.log_button = QPushButton("Log call")
+        self.log_button.setAccessibleName("Log the call to the contact's journal")
+        self.save_button = QPushButton("Save")
+        self.save_button.setAccessibleName("Save the call to the journal")
         for button, name in (
             (self.close_button, "closeButton"),
             (self.open_button, "openButton"),
             (self.copy_button, "copyButton"),
+            (self.journal_button, "journalButton"),
+            (self.search_button, "searchButton"),
+            (self.log_button, "logButton"),
+            (self.save_button, "saveButton"),
         ):
             button.setObjectName(name)
             button.setFlat(True)
@@ -296,9 +439,25 @@ class PopCard(QWidget):
         self.close_button.clicked.connect(self.dismiss)
         self.open_button.clicked.connect(self._on_open_clicked)
         self.copy_button.clicked.connect(self.copy_number)
+        self.journal_button.clicked.connect(self.open_journal)
+        self.search_button.clicked.connect(self.search_contacts)
+        self.log_button.clicked.connect(self._on_log_clicked)
+        self.save_button.clicked.connect(self.save_log)
         self.record_menu = QMenu(self)
         self.record_menu.setAccessibleName("Choose a record to open")
         self.record_menu.triggered.connect(self._on_record_chosen)
+        self.log_menu = QMenu(self)
+        self.log_menu.setAccessibleName("Choose the record to log the call to")
+        self.log_menu.triggered.connect(self._on_log_chosen)
+        self.note_edit = NoteEdit()
+        self.note_edit.setObjectName("note")
+        self.note_edit.setAccessibleName("Note for the journal")
+        self.note_edit.setMaxLength(MAX_NOTE)
+        self.note_edit.returnPressed.connect(self.save_log)
+        self.note_edit.cancelled.connect(self.cancel_log)
+        self.notice_label = _label("Notice", "notice")
+        self.notice_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.notice_label.setWordWrap(True)
 
         base = QFont(self.font())
         pt = base.pointSizeF() if base.pointSizeF() > 0 else 9.0
@@ -307,6 +466,7 @@ class PopCard(QWidget):
             self.timer_label: (pt * 1.05, QFont.Weight.Normal),
             self.title_label: (pt * 1.6, QFont.Weight.DemiBold),
             self.detail_label: (pt * 1.05, QFont.Weight.Normal),
+            self.notice_label: (pt * 0.95, QFont.Weight.Normal),
             self.line_label: (pt * 0.95, QFont.Weight.Normal),
             self.badge_label: (pt * 0.85, QFont.Weight.DemiBold),
         }
@@ -332,8 +492,17 @@ class PopCard(QWidget):
         buttons = QHBoxLayout()
         buttons.setSpacing(8)
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.journal_button)
+        buttons.addWidget(self.search_button)
         buttons.addWidget(self.copy_button)
         buttons.addStretch(1)
+
+        log_row = QHBoxLayout()
+        log_row.setSpacing(8)
+        log_row.addWidget(self.log_button)
+        log_row.addWidget(self.note_edit, 1)
+        log_row.addWidget(self.save_button)
+        log_row.addStretch(0)
 
         box = QVBoxLayout(self)
         strip = 6
@@ -343,8 +512,10 @@ class PopCard(QWidget):
         box.addWidget(self.title_label)
         box.addWidget(self.detail_label)
         box.addLayout(line_row)
+        box.addWidget(self.notice_label)
         box.addSpacing(6)
         box.addLayout(buttons)
+        box.addLayout(log_row)
         self._strip_width = strip
 
     def _status_text(self) -> str:
@@ -380,14 +551,39 @@ class PopCard(QWidget):
         self.line_label.setText(line_label(v.destination, self._line_names, self._region))
         self.badge_label.setVisible(v.hunt_group)
         self.status_label.setText(self._status_text())
-        self.open_button.setVisible(bool(self._contacts))
-        self.open_button.setText("Open record…" if len(self._contacts) > 1 else "Open record")
-        self.copy_button.setVisible(not withheld)
+        known = len(self._contacts)
+        self.open_button.setVisible(bool(known))
+        self.open_button.setText("Open record…" if known > 1 else "Open record")
+        self.journal_button.setVisible(known == 1)
+        # Several matches: the search lists them all; it makes way for "Copy number" only
+        # when a link could not be opened (three buttons do not fit a card's width).
+        self.search_button.setVisible(not withheld and (
+            known == 0 or (known > 1 and not self._open_failed)))
+        self.copy_button.setVisible(not withheld and (known <= 1 or self._open_failed))
+        self._render_log()
         self.refresh_timer()
         self.setAccessibleName(f"{self._status_text()}: {title}")
         self._apply_style()
         self.resize(self.width(), self.card_height())
         self.update()
+
+    def _render_log(self) -> None:
+        offered = self._log_offered and bool(self._contacts)
+        shown = offered and not self._editing and not self._journal_status
+        self.log_button.setVisible(shown)
+        self.log_button.setText("Log call…" if len(self._contacts) > 1 else "Log call")
+        self.note_edit.setVisible(self._editing)
+        self.save_button.setVisible(self._editing)
+        notices = []
+        if self._open_failed:
+            notices.append(OPEN_FAILED)
+        if self._journal_status:
+            text = JOURNAL_TEXT.get(self._journal_status, self._journal_status)
+            if self._journal_message:
+                text += f": {self._journal_message}"
+            notices.append(text)
+        self.notice_label.setText("\n".join(notices))
+        self.notice_label.setVisible(bool(notices))
 
     def _apply_style(self) -> None:
         colour = STATE_COLOURS.get(self._view.state, STATE_COLOURS["ringing"])
@@ -396,7 +592,9 @@ class PopCard(QWidget):
         sheet = f"""
             QLabel {{ color: {text}; background: transparent; }}
             QLabel#status {{ color: {colour if not ended else _MUTED}; }}
-            QLabel#detail, QLabel#line, QLabel#timer {{ color: {_MUTED}; }}
+            QLabel#detail, QLabel#line, QLabel#timer, QLabel#notice {{ color: {_MUTED}; }}
+            QLineEdit#note {{ color: {_TEXT}; background: #FFFFFF; border: 1px solid #C8C8C8;
+                              border-radius: 4px; padding: 4px 6px; }}
             QLabel#badge {{ color: #FFFFFF; background: {STATE_COLOURS['ringing']};
                             border-radius: 3px; padding: 1px 6px; }}
             QPushButton {{ color: {_TEXT}; background: #EFEFEF; border: 1px solid #DCDCDC;
@@ -456,7 +654,15 @@ class PopCard(QWidget):
         self._contacts = []
         self._painted = False
         self.shown_latency_ms = None
+        self._open_failed = False
+        self._log_offered = False
+        self._log_contact = None
+        self._editing = False
+        self._journal_status = ""
+        self._journal_message = ""
+        self.note_edit.clear()
         self.record_menu.clear()
+        self.log_menu.clear()
         handle = self.windowHandle()
         if handle is not None:  # a click may have let it take the focus: never for a new call
             handle.setFlag(Qt.WindowType.WindowDoesNotAcceptFocus, True)
@@ -498,9 +704,13 @@ class PopCard(QWidget):
         super().mousePressEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Esc dismisses; no other key does anything (a pop never acts on stray typing)."""
+        """Esc dismisses (or, while a note is open, cancels the note); no other key does
+        anything (a pop never acts on stray typing)."""
         if event.key() == Qt.Key.Key_Escape:
-            self.dismiss()
+            if self._editing:
+                self.cancel_log()
+            else:
+                self.dismiss()
             event.accept()
             return
         event.ignore()
@@ -514,12 +724,22 @@ class PopCard(QWidget):
             self.open_record(self._contacts[i])
 
     def _show_record_menu(self) -> None:
-        self.record_menu.clear()
+        self._show_contact_menu(self.record_menu, self.open_button)
+
+    def _show_contact_menu(self, menu: QMenu, under: QPushButton) -> None:
+        menu.clear()
         for i, contact in enumerate(self._contacts):
-            action = self.record_menu.addAction(contact.name or contact.id)
+            action = menu.addAction(contact.name or contact.id)
             action.setData(i)
-        pos = self.open_button.mapToGlobal(QPoint(0, self.open_button.height()))
-        self.record_menu.popup(pos)
+        menu.popup(under.mapToGlobal(QPoint(0, under.height())))
+
+    def _on_log_clicked(self) -> None:
+        self.start_log()
+
+    def _on_log_chosen(self, action: QAction) -> None:
+        i = action.data()
+        if isinstance(i, int) and 0 <= i < len(self._contacts):
+            self.start_log(self._contacts[i])
 
 
 _WIN11_ROUNDING = False
