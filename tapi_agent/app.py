@@ -276,6 +276,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
         )  # the handler may run in the worker thread: cross by signal
         qt.aboutToQuit.connect(agent.shutdown)
         agent.start()
+        if settings.errors:  # logged above; the user must see them too (values redacted)
+            agent.bridge.notice.emit("Settings not applied",
+                                     "\n".join(str(err) for err in settings.errors))
 
     if tray is None:
         from PySide6.QtCore import QTimer

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
+from tapi_agent.redact import redact_value
+
 APP_NAME = "TapiAgent"
 APP_AUTHOR = "TapiAgent"
 POLICY_KEY = r"SOFTWARE\Policies\TapiAgent"
@@ -97,6 +99,9 @@ def _timezones() -> set[str]:
 # no sign-in secret is ever sent in clear text to another host.
 _URL_OR_EMPTY = (r"^(|https://[^\s/?#@]+(/[^\s?#]*)?"
                  r"|http://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?(/[^\s?#]*)?)$")
+# server.url: an origin, the same rule (the stream, the sign-in and the API all start from it).
+_ORIGIN = (r"^(https://[^\s/?#@]+/?"
+           r"|http://(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d{1,5})?/?)$")
 _SCOPE_TOKEN = r"[\x21\x23-\x5b\x5d-\x7e]+"  # RFC 6749 scope-token characters
 _URL_ALLOWED = ("empty, or an https:// URL such as https://connect.reapit.cloud (http:// only "
                 "for 127.0.0.1 or localhost)")
@@ -117,8 +122,10 @@ def redirect_ports(settings: Settings) -> list[int]:
 SETTINGS: tuple[Setting, ...] = (
     Setting("server.url", str, "http://127.0.0.1:8765",
             "Origin of the notifications backend (https:// for anything but this PC)",
-            policy="ServerUrl", pattern=r"^https?://[^\s/]+(:\d+)?/?$",
-            allowed="an http:// or https:// origin such as https://notifications.example.com"),
+            policy="ServerUrl", pattern=_ORIGIN,
+            allowed="an https:// origin such as https://notifications.example.com, with no "
+            "user name or password (http:// only for 127.0.0.1 or localhost: any other host "
+            "would get the sign-in and the tokens in clear text)"),
     Setting("auth.issuer", str, "",
             "OpenID issuer for sign-in (its discovery document gives the endpoints); empty "
             "means the same as server.url", policy="AuthIssuer", pattern=_URL_OR_EMPTY,
@@ -250,7 +257,7 @@ def coerce(setting: Setting, value: Any, *, from_text: bool = False) -> Any:
     `from_text` values (environment, command line, registry strings) are parsed from strings.
     """
     allowed = setting.describe_allowed()
-    bad = InvalidValue(f"{value!r} is not allowed; expected {allowed}")
+    bad = InvalidValue(f"{redact_value(value)!r} is not allowed; expected {allowed}")
     t = setting.type
     if t is bool:
         if isinstance(value, bool):
