@@ -76,10 +76,20 @@ def _string_id(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", text)
 
 
+# What a policy does beyond setting its value, by setting key.
+NOTES = {
+    "app.autostart": "Enforced both ways: Enabled, the agent starts at every user's sign-in; "
+                     "Disabled, it does not, whatever the Run entries say (a start at sign-in "
+                     "stops at once). Started from the Start menu, the agent always runs.",
+}
+
+
 def _explain(setting: Setting) -> str:
     if setting.type is bool:
         what = ["Enabled: on. Disabled: off. Not configured: the user decides.",
                 f"Default: {'on' if setting.default else 'off'}."]
+        if setting.key in NOTES:
+            what.append(NOTES[setting.key])
     else:
         default = setting.default if setting.default != "" else "(empty)"
         what = [f"Allowed: {setting.describe_allowed()}.",

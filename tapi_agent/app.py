@@ -139,9 +139,7 @@ def run_sign_out(settings: Settings) -> int:
 
 def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
     """`tapi-agent diagnose`: print a readable report; 0 only when every step works."""
-    from tapi_agent.net.diagnose import diagnose
-
-    from tapi_agent.net.diagnose import render_settings
+    from tapi_agent.net.diagnose import diagnose, render_settings
 
     print(render_settings(settings.values, settings.sources, settings.locked))
     for err in settings.errors:

@@ -59,9 +59,17 @@ def msi(tmp_path_factory: pytest.TempPathFactory, build_script: ModuleType,
     out = tmp_path_factory.mktemp("msi")
     version = load_script("versioninfo").package_version()
     try:
-        yield build_script.build_msi(frozen_bundle, out, out / "work", version)
+        yield build_script.build_msi(frozen_bundle, out, out / "work", version,
+                                     TEST_ARP(build_script))
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def TEST_ARP(build_script: ModuleType) -> object:
+    """The Add/Remove Programs details test builds carry (a clone may have no git remote)."""
+    return build_script.ArpInfo(help_url="https://example.org/tapi-agent/help",
+                                about_url="https://example.org/tapi-agent",
+                                contact="IT service desk")
 
 
 class MsiTables:

@@ -98,12 +98,13 @@ class MsiRun:
         """A first install, or a major upgrade: the old product's values go, the new ones come."""
         props = self.properties(command_line or {}, ui=ui)
         rows = self.tables("Registry")
-        if self.installed:  # RemoveExistingProducts: the old version's values are removed
-            for row in rows:
-                self.registry.pop((row["Key"], row["Name"]), None)
+        if self.installed:  # RemoveExistingProducts: the old version is uninstalled first
+            self.uninstall()
         components = self.tables.column("Component", "Component")
         for row in rows:
             assert row["Root"] == HKLM
+            if row["Name"] == "-":  # removes the key on uninstall; writes nothing
+                continue
             if condition_holds(components[row["Component_"]]["Condition"], props):
                 value = format_value(row["Value"], props)
                 assert not value.startswith("#"), "only REG_SZ values are expected"
@@ -112,9 +113,14 @@ class MsiRun:
         return props
 
     def uninstall(self) -> None:
-        """Remove every value of the package's Registry table."""
+        """Remove every value of the package's Registry table, and the keys of its "-" rows
+        with all their values and subkeys."""
         for row in self.tables("Registry"):
             self.registry.pop((row["Key"], row["Name"]), None)
+            if row["Name"] == "-":
+                for key, name in list(self.registry):
+                    if key == row["Key"] or key.startswith(row["Key"] + "\\"):
+                        del self.registry[(key, name)]
         self.installed = False
 
     def values(self, key: str) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
@@ -25,9 +26,68 @@ def test_versions_come_from_the_package(versioninfo: ModuleType) -> None:
     assert versioninfo.package_version() == __version__
     assert versioninfo.numeric_version("0.1.0") == (0, 1, 0, 0)
     assert versioninfo.numeric_version("1.2.0rc1") == (1, 2, 0, 0)
-    assert versioninfo.msi_version("2.3.4.5") == "2.3.4"
+    assert versioninfo.msi_version("2.3.4.5") == "2.3.4.5"  # the commit count of a dev build
+    assert versioninfo.msi_version("1.2.0rc1") == "1.2.0"
     with pytest.raises(ValueError, match="MSI ProductVersion"):
         versioninfo.msi_version("256.0.0")
+    with pytest.raises(ValueError, match="MSI ProductVersion"):
+        versioninfo.msi_version("0.1.0.70000")
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.org",
+                    *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A git repository with tapi_agent/__init__.py at version 0.3.0 and two commits."""
+    repo = tmp_path / "repo"
+    (repo / "tapi_agent").mkdir(parents=True)
+    (repo / "tapi_agent" / "__init__.py").write_text('__version__ = "0.3.0"\n')
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", "two")
+    return repo
+
+
+def test_every_build_has_its_own_version(versioninfo: ModuleType, checkout: Path) -> None:
+    # Untagged: the commit count tells builds apart (Windows Installer ignores the fourth
+    # field, so the package allows same-version upgrades: never two entries).
+    assert versioninfo.build_version(checkout, environ={}) == "0.3.0.2"
+    _git(checkout, "commit", "-q", "--allow-empty", "-m", "three")
+    assert versioninfo.build_version(checkout, environ={}) == "0.3.0.3"
+    # A release tag on the commit: its version, which must be the package's.
+    _git(checkout, "tag", "v0.3.0")
+    assert versioninfo.build_version(checkout, environ={}) == "0.3.0"
+    _git(checkout, "tag", "-d", "v0.3.0")
+    _git(checkout, "tag", "v0.4.0")
+    with pytest.raises(ValueError, match="does not match"):
+        versioninfo.build_version(checkout, environ={})
+    # An explicit one wins (build.py --version), and must fit an MSI.
+    env = {versioninfo.BUILD_VERSION_ENV: "0.3.1"}
+    assert versioninfo.build_version(checkout, environ=env) == "0.3.1"
+
+
+def test_a_checkout_without_history_cannot_number_its_build(versioninfo: ModuleType,
+                                                            tmp_path: Path) -> None:
+    (tmp_path / "tapi_agent").mkdir()
+    (tmp_path / "tapi_agent" / "__init__.py").write_text('__version__ = "0.3.0"\n')
+    with pytest.raises(ValueError, match="git history"):
+        versioninfo.build_version(tmp_path, environ={})
+
+
+def test_only_the_windows_build_is_named_as_the_real_package() -> None:
+    build = load_script("build")
+    assert build.msi_file_name("0.1.0.7", "wix") == "TapiAgent-0.1.0.7-x64.msi"
+    assert build.msi_file_name("0.1.0.7", "wixl") == "TapiAgent-0.1.0.7-x64-LINUX-TEST.msi"
+    assert build.TEST_PRODUCT_NAME == "TAPI Agent (Linux test build)"
+    assert build._web_url("git@github.com:acme/tapi-agent.git") == \
+        "https://github.com/acme/tapi-agent"
+    assert build._web_url("https://github.com/acme/tapi-agent") == \
+        "https://github.com/acme/tapi-agent"
+    assert build._web_url("/srv/git/tapi-agent") == ""
 
 
 def test_windows_version_resource_names_the_product_and_version(versioninfo: ModuleType) -> None:
@@ -91,7 +151,11 @@ def test_conditions_and_secure_properties_wixl_cannot_author_are_read_from_the_w
     build = load_script("build")
     assert build.component_conditions() == {
         "SettingServerUrl": ("SERVER_URL", True),
-        "AutoStartRun": ('AUTOSTART = "1"', True),
+        "SettingClientId": ("CLIENT_ID", True),
+        "SettingRedirectPort": ("REDIRECT_PORT", True),
+        "SettingAutoStart": ("AUTOSTART", True),
     }
+    assert build.same_version_upgrades()
+    assert build.force_deleted_keys() == [("StartMenuShortcut", r"SOFTWARE\TapiAgent")]
     assert build.secure_properties() == ["SERVER_URL", "CLIENT_ID", "REDIRECT_PORT",
                                          "AUTOSTART"]

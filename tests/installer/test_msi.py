@@ -23,6 +23,8 @@ RUN_KEY = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
 MSIDB_TRANSITIVE = 0x40
 MSIDB_PERMANENT = 0x10
 LOCATOR_RAW_64BIT = 2 | 16  # msidbLocatorTypeRawValue | msidbLocatorType64bit
+VERSION_MIN_INCLUSIVE = 0x100
+VERSION_MAX_INCLUSIVE = 0x200
 
 
 def _documented_properties() -> list[dict[str, str]]:
@@ -93,26 +95,25 @@ def test_settings_go_to_the_machine_key_under_the_names_the_agent_reads(
     readable = {name.lower(): s for name, s in policy_settings().items()}
     settings_rows = [r for r in _documented_properties()
                      if r["Written to"].startswith("HKLM\\" + MACHINE_KEY + "\\")]
-    assert len(settings_rows) == 3
+    assert len(settings_rows) == 4
     for row in settings_rows:
         reg = _registry_row(msi_tables, row["Written to"])
         assert reg["Key"] == MACHINE_KEY
         assert reg["Name"].lower() in readable, f"the agent does not read {reg['Name']}"
         # Plain "[PROP]": a REG_SZ the agent parses (a "#" prefix would make a REG_DWORD).
         assert reg["Value"] == f"[{row['Property']}]"
-    server_url = _registry_row(msi_tables, "HKLM\\" + MACHINE_KEY + "\\ServerUrl")
-    assert _component(msi_tables, server_url["Component_"])["Condition"] == "SERVER_URL"
+        # Written only when IT gave the property; a repair re-evaluates that (transitive).
+        component = _component(msi_tables, reg["Component_"])
+        assert component["Condition"] == row["Property"]
+        assert int(component["Attributes"]) & MSIDB_TRANSITIVE
 
 
-def test_autostart_run_value_is_written_only_when_autostart_is_1(msi_tables: MsiTables) -> None:
-    (row,) = [r for r in _documented_properties() if r["Property"] == "AUTOSTART"]
-    run = _registry_row(msi_tables, row["Written to"])
-    assert run["Key"] == RUN_KEY and run["Name"] == "TapiAgent"
-    assert run["Value"] == '"[INSTALLFOLDER]tapi-agent.exe"'
-    component = _component(msi_tables, run["Component_"])
-    assert component["Condition"] == 'AUTOSTART = "1"'
-    # Transitive: a repair with another AUTOSTART adds or removes the value.
-    assert int(component["Attributes"]) & MSIDB_TRANSITIVE
+def test_every_sign_in_runs_the_agent_which_decides_by_its_autostart_setting(
+    msi_tables: MsiTables,
+) -> None:
+    run = _registry_row(msi_tables, "HKLM\\" + RUN_KEY + "\\TapiAgent")
+    assert run["Value"] == '"[INSTALLFOLDER]tapi-agent.exe" --at-sign-in'
+    assert _component(msi_tables, run["Component_"])["Condition"] == ""  # always written
 
 
 def test_properties_are_remembered_where_they_were_written(msi_tables: MsiTables) -> None:
@@ -153,15 +154,25 @@ def test_upgrade_code_is_the_documented_one_and_upgrades_replace_older_versions(
     older = [r for r in rows if r["VersionMax"] == version and not r["VersionMin"]]
     newer = [r for r in rows if r["VersionMin"] == version and not r["VersionMax"]]
     assert len(older) == 1 and len(newer) == 1
+    # A rebuild of the same version (a new ProductCode) replaces the installed one; the same
+    # version is no downgrade.
+    assert int(older[0]["Attributes"]) & VERSION_MAX_INCLUSIVE
+    assert not int(newer[0]["Attributes"]) & VERSION_MIN_INCLUSIVE
     assert older[0]["ActionProperty"] in props["SecureCustomProperties"]["Value"].split(";")
     assert "RemoveExistingProducts" in msi_tables.column("InstallExecuteSequence", "Action")
     conditions = {r["Condition"] for r in msi_tables("LaunchCondition")}
     assert f"NOT {newer[0]['ActionProperty']}" in conditions  # no downgrades
 
 
-def test_start_menu_shortcut_starts_the_agent(msi_tables: MsiTables) -> None:
+def test_start_menu_shortcut_starts_the_agent_for_all_users(msi_tables: MsiTables) -> None:
     (shortcut,) = msi_tables("Shortcut")
-    assert shortcut["Directory_"] == "ProgramMenuFolder"
+    dirs = msi_tables.column("Directory", "Directory")
+    path, node = [], shortcut["Directory_"]
+    while dirs[node]["Directory_Parent"] not in ("", "TARGETDIR"):
+        path.insert(0, dirs[node]["DefaultDir"].split("|")[-1])
+        node = dirs[node]["Directory_Parent"]
+    assert [node, *path] == ["CommonAppDataFolder", "Microsoft", "Windows", "Start Menu",
+                             "Programs"]
     assert shortcut["Name"].split("|")[-1] == "TAPI Agent"
     assert shortcut["Target"] == "[INSTALLFOLDER]tapi-agent.exe"
     assert shortcut["WkDir"] == "INSTALLFOLDER"
@@ -187,3 +198,19 @@ def test_uninstall_removes_everything_the_install_wrote(msi_tables: MsiTables) -
         # "+" keeps a key after uninstall, "*" creates one that outlives its values.
         assert row["Name"] not in ("+", "*"), row
         assert row["Key"].startswith(("SOFTWARE\\TapiAgent", RUN_KEY)), row
+    # "-": the package's own key goes whole on uninstall (never the policy key).
+    removed = [r["Key"] for r in msi_tables("Registry") if r["Name"] == "-"]
+    assert removed == [MACHINE_KEY]
+
+
+def test_test_build_says_it_is_one_and_add_remove_programs_has_links(
+    msi: Path, msi_tables: MsiTables,
+) -> None:
+    props = msi_tables.column("Property", "Property")
+    assert msi.name.endswith("-x64-LINUX-TEST.msi")
+    assert props["ProductName"]["Value"] == "TAPI Agent (Linux test build)"
+    for name in ("ARPHELPLINK", "ARPURLINFOABOUT"):
+        assert props[name]["Value"].startswith("https://"), name
+    assert props["ARPCONTACT"]["Value"] and props["ARPCOMMENTS"]["Value"]
+    # Restart Manager closes agents still running during an upgrade, by force if need be.
+    assert props["MSIRMSHUTDOWN"]["Value"] == "1"

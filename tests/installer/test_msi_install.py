@@ -37,28 +37,28 @@ def test_silent_install_writes_the_settings_the_agent_reads(msi_tables: MsiTable
     run.install(IT_PROPERTIES)
 
     assert run.values(MACHINE_KEY) == {"ServerUrl": "https://notifications.example.com",
-                                       "ClientId": "estate-agents-ltd", "RedirectPort": "50123"}
-    assert "TapiAgent" not in run.values(RUN_KEY)  # AUTOSTART=0
+                                       "ClientId": "estate-agents-ltd", "RedirectPort": "50123",
+                                       "AutoStart": "0"}
+    assert run.values(RUN_KEY) == {"TapiAgent": f'"{INSTALLFOLDER}tapi-agent.exe" --at-sign-in'}
     settings = load_settings(registry=_agent_reads(run), environ={})
     assert not settings.errors
     assert settings["server.url"] == "https://notifications.example.com"
     assert settings["auth.client_id"] == "estate-agents-ltd"
     assert settings["auth.redirect_port"] == 50123
+    assert settings["app.autostart"] is False
     assert settings.sources["server.url"] == "HKLM\\" + MACHINE_KEY
 
 
-def test_install_with_defaults_starts_at_sign_in_and_leaves_the_server_to_the_agent(
-    msi_tables: MsiTables,
-) -> None:
+def test_install_without_properties_writes_no_settings(msi_tables: MsiTables) -> None:
     run = MsiRun(msi_tables)
     run.install()
 
-    assert run.values(RUN_KEY) == {"TapiAgent": f'"{INSTALLFOLDER}tapi-agent.exe"'}
-    assert "ServerUrl" not in run.values(MACHINE_KEY)
+    assert run.values(MACHINE_KEY) == {}
+    assert run.values(RUN_KEY) == {"TapiAgent": f'"{INSTALLFOLDER}tapi-agent.exe" --at-sign-in'}
     settings = load_settings(registry=_agent_reads(run), environ={})
-    assert not settings.errors  # no empty ServerUrl for the agent to refuse
-    assert settings.sources["server.url"] == "default"
-    assert settings["auth.redirect_port"] == 52173
+    assert not settings.errors
+    assert {settings.sources[k] for k in ("server.url", "auth.client_id", "auth.redirect_port",
+                                          "app.autostart")} == {"default"}
 
 
 def test_upgrade_without_properties_keeps_the_remembered_ones(msi_tables: MsiTables) -> None:
@@ -70,7 +70,6 @@ def test_upgrade_without_properties_keeps_the_remembered_ones(msi_tables: MsiTab
 
     assert run.registry == first
     assert {k: props[k] for k in IT_PROPERTIES} == IT_PROPERTIES
-    assert "TapiAgent" not in run.values(RUN_KEY)
 
 
 @pytest.mark.parametrize("ui", [False, True], ids=["silent", "full-ui"])
@@ -81,11 +80,10 @@ def test_upgrade_with_a_new_property_replaces_only_that_one(msi_tables: MsiTable
 
     run.install({"SERVER_URL": "https://calls.example.org", "AUTOSTART": "1"}, ui=ui)
 
+    # AUTOSTART=1 replaces the remembered 0 (no property has a default that could hide it).
     assert run.values(MACHINE_KEY) == {"ServerUrl": "https://calls.example.org",
-                                       "ClientId": "estate-agents-ltd", "RedirectPort": "50123"}
-    # AUTOSTART=1 is the default, which the package cannot tell from "not given" (the guide
-    # says so): the remembered 0 stays.
-    assert "TapiAgent" not in run.values(RUN_KEY)
+                                       "ClientId": "estate-agents-ltd", "RedirectPort": "50123",
+                                       "AutoStart": "1"}
 
 
 def test_uninstall_leaves_no_value_behind(msi_tables: MsiTables) -> None:
