@@ -322,6 +322,7 @@ def _make_bridge() -> Any:
         negotiators = Signal(object)  # dict[str, Negotiator]
         deferred = Signal(object)  # list of deferred calls from the backend
         identity = Signal(object)  # net.auth.Identity | None
+        journal = Signal(str, int, str)  # journal entry id, HTTP status (201: posted), reason
         notice = Signal(str, str)  # title, text for the user
         deleted = Signal(object)  # deferred ids the backend confirmed deleted
 
@@ -344,8 +345,11 @@ class Agent:
         negotiator_id: str | None = None,
         with_tray: bool = True,
         tray: Any = None,
+        journal_backoff: Any = None,
     ) -> None:
         from tapi_agent.core.calls import CallEvent, CallSettings
+        from tapi_agent.core.journal import JournalQueue, JsonFileStore
+        from tapi_agent.core.links import Links
         from tapi_agent.core.missed import MissedCalls
         from tapi_agent.ui.popstack import PopStack
         from tapi_agent.worker import AsyncWorker
@@ -373,6 +377,16 @@ class Agent:
         self.missed = MissedCalls()
         self._missed_file = paths.data_dir / "missed.json"
         self._load_missed()
+        # Calls logged to the journal (issue 17): a queue on disk, posted from the worker.
+        self.journal = JournalQueue(JsonFileStore(paths.data_dir / "journal.json"),
+                                    backoff=journal_backoff, now=time.time())
+        if self.journal.load_error:
+            log.warning("%s", self.journal.load_error)
+        self._journal_keys: dict[str, str] = {}  # entry id -> call key of its pop
+        self._names: dict[str, str] = {}
+        self.links = Links(record=settings["calls.record_link"],
+                           journal=settings["calls.journal_link"],
+                           search=settings["calls.search_link"])
 
         line_names = dict(settings["calls.lines"])
         if demo:
@@ -395,21 +409,29 @@ class Agent:
             screen=settings["popup.screen"],
             max_stacked=settings["popup.max_stacked"],
             open_record=settings["calls.open_record"],
+            links=self.links,
+            journal_mode=settings["calls.journal"],
         )
+        self._line_names = line_names
         self.pops.set_do_not_disturb(bool(settings["app.do_not_disturb"]))
         b = self.bridge
         b.delivery.connect(self._on_delivery)
         b.resync.connect(lambda _reason: self.pops.resync())
         b.contacts.connect(self._on_contacts)
-        b.negotiators.connect(
-            lambda names: self.pops.set_negotiator_names({k: n.name for k, n in names.items()})
-        )
+        b.negotiators.connect(self._on_negotiators)
         b.deferred.connect(self._on_deferred)
         b.status.connect(self._on_status)
         b.identity.connect(self._on_identity)
         b.notice.connect(self._notify)
         b.deleted.connect(self._on_deleted)
         self.pops.lookup_requested.connect(self._lookup_contacts)
+        self.pops.log_requested.connect(self.log_call)
+        b.journal.connect(self._on_journal_result)
+        from PySide6.QtCore import QTimer
+
+        self._journal_timer = QTimer()
+        self._journal_timer.setSingleShot(True)
+        self._journal_timer.timeout.connect(self._flush_journal)
         self._status: Any = None
         self._identity: Any = None
         self._poller: Any = None
@@ -542,6 +564,93 @@ class Agent:
             self.bridge.contacts.emit(key, (number, found))
 
         self.worker.submit(lookup())
+
+    def _on_negotiators(self, negotiators: Any) -> None:
+        self._names = {k: n.name for k, n in negotiators.items()}
+        self.pops.set_negotiator_names(self._names)
+
+    # -- the journal (issue 17) ---------------------------------------------------------
+
+    def log_call(self, view: Any, contact: Any, note: str) -> None:
+        """Queue a journal entry for a call I answered (its pop's "Log call", or auto)."""
+        from tapi_agent.core.journal import JournalEntry, call_description
+        from tapi_agent.ui.popup import format_number, line_label
+
+        region = self.settings["calls.region"]
+        me = self._me
+        name = self._names.get(me) or (self._identity.name if self._identity else "") or me
+        duration = None
+        if view.ended_at is not None and view.answered_at is not None:
+            duration = view.ended_at - view.answered_at
+        line = line_label(view.destination, self._line_names, region).removeprefix("to ")
+        text = call_description(caller=format_number(view.caller, region), line=line,
+                                answered_by=name, duration_s=duration, note=note)
+        entry = JournalEntry.new(call_id=view.log_id, contact_id=contact.id, description=text,
+                                 negotiator_id=me, now=time.time())
+        if not self.journal.add(entry):
+            self.pops.set_journal_status(view.key, self.journal.status(view.log_id) or "logged")
+            return
+        self._journal_keys[entry.id] = view.key
+        self._show_history()
+        self._flush_journal()
+
+    def retry_journal(self, call_id: str) -> None:
+        """Post a call's refused (or waiting) entry again now (the user asked)."""
+        if self.journal.retry(call_id, time.time()):
+            self._flush_journal()
+
+    def _flush_journal(self) -> None:
+        """Post every due entry (in the worker); arm the timer for the next retry."""
+        if self.api is None or self._stopped:
+            return
+        api = self.api
+        for entry in self.journal.take_due(time.time()):
+            self.worker.submit(self._post_journal(api, entry))
+        self._arm_journal()
+
+    def _arm_journal(self) -> None:
+        due = self.journal.next_due()
+        if due is None:
+            self._journal_timer.stop()
+        else:
+            self._journal_timer.start(max(0, int((due - time.time()) * 1000)) + 1)
+
+    async def _post_journal(self, api: Any, entry: Any) -> None:
+        from tapi_agent.net.api import ApiError
+
+        try:
+            await api.post_journal_entry(entry.body())
+        except ApiError as exc:
+            self.bridge.journal.emit(entry.id, exc.status, exc.description)
+        except Exception as exc:  # a refresh that failed, a session gone: retried later
+            self.bridge.journal.emit(entry.id, 0, f"{type(exc).__name__}: {exc}")
+        else:
+            self.bridge.journal.emit(entry.id, 201, "")
+
+    def _on_journal_result(self, entry_id: str, status: int, reason: str) -> None:
+        from tapi_agent.core.log import log_event
+
+        key = self._journal_keys.get(entry_id, "")
+        if status == 201:
+            entry = self.journal.posted(entry_id)
+            if entry is not None:
+                log_event("journal.logged", callId=entry.call_id, contactId=entry.contact_id)
+                self.pops.set_journal_status(key, "logged")
+                self._journal_keys.pop(entry_id, None)
+        else:
+            failure = self.journal.failed(entry_id, status=status, reason=reason,
+                                          now=time.time())
+            if failure is not None:
+                e = failure.entry
+                log_event("journal.failed", callId=e.call_id, contactId=e.contact_id,
+                          reason=reason, status=status, retry=not failure.rejected)
+                if failure.rejected:  # shown once; kept for a retry the user asks for
+                    self.pops.set_journal_status(key, "rejected", reason)
+                    self._notify("Call not logged", f"The journal entry was refused: {reason}")
+                else:
+                    self.pops.set_journal_status(key, "queued")
+        self._show_history()
+        self._arm_journal()
 
     def _on_contacts(self, key: str, result: Any) -> None:
         number, found = result
@@ -686,11 +795,17 @@ class Agent:
             found = self._contact_cache.get(entry.caller) or []
             if found:
                 labels[entry.key] = found[0].name
-                urls[entry.key] = found[0].record_url
+                urls[entry.key] = self.links.record_url(found[0].id)
+            logged = _JOURNAL_MARKS.get(self.journal.status(entry.call_id or entry.key) or "")
+            if logged:
+                labels[entry.key] = f"{labels.get(entry.key) or entry.caller} ({logged})"
         self.tray.set_history(entries, labels=labels, record_urls=urls)
 
     def _on_status(self, status: Any) -> None:
         self._status = status
+        if getattr(status.state, "value", status.state) == "connected":
+            self.journal.retry_all_now(time.time())  # the network is back: post what waits
+            self._flush_journal()
         if self.tray is not None:
             name = None
             if self._identity is not None:
@@ -842,6 +957,10 @@ class Agent:
         self.pops.set_me(neg)
         player = DemoPlayer(mock, neg, calls=self._demo_calls, gap=self._demo_gap)
         self.worker.submit(player.run())
+
+
+_JOURNAL_MARKS = {"logged": "logged", "pending": "logging…", "sending": "logging…",
+                  "rejected": "not logged"}
 
 
 def _launch_command() -> list[str]:

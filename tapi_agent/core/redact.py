@@ -9,7 +9,8 @@ What counts as a secret:
   values of OAuth parameters and JSON fields named like `access_token`, `refresh_token`,
   `id_token`, `code`, `code_verifier`, `client_secret`, `password`.
 
-Stdlib only: `config`, `logs` and `net` all import it.
+Pure logic, stdlib only (it lives in `core`), so `config`, `logs`, `net` and the diagnostics
+export can all import it.
 """
 
 from __future__ import annotations
