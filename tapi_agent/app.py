@@ -426,6 +426,7 @@ class Agent:
         b.deleted.connect(self._on_deleted)
         self.pops.lookup_requested.connect(self._lookup_contacts)
         self.pops.log_requested.connect(self.log_call)
+        self.pops.log_retry_requested.connect(self._retry_pop_journal)
         b.journal.connect(self._on_journal_result)
         from PySide6.QtCore import QTimer
 
@@ -598,6 +599,11 @@ class Agent:
         """Post a call's refused (or waiting) entry again now (the user asked)."""
         if self.journal.retry(call_id, time.time()):
             self._flush_journal()
+
+    def _retry_pop_journal(self, key: str) -> None:
+        view = self.pops.book.get(key)
+        if view is not None:
+            self.retry_journal(view.log_id)
 
     def _flush_journal(self) -> None:
         """Post every due entry (in the worker); arm the timer for the next retry."""

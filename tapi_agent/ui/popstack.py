@@ -72,6 +72,7 @@ class PopStack(QObject):
     record_opened = Signal(str)  # agencycloud URL that was opened
     history_changed = Signal()
     log_requested = Signal(object, object, str)  # CallView, Contact, note: post a journal entry
+    log_retry_requested = Signal(str)  # call key: post its refused entry again (user asked)
 
     def __init__(
         self,
@@ -297,6 +298,7 @@ class PopStack(QObject):
         card.record_opened.connect(self.record_opened)
         card.log_requested.connect(self._on_log_requested)
         card.editing_changed.connect(self._on_editing_changed)
+        card.log_retry_requested.connect(self.log_retry_requested)
         return card
 
     def _prepare_spare(self) -> None:
@@ -428,6 +430,9 @@ class PopStack(QObject):
         if self._book.get(key) is None:
             return
         self._log_state[key] = (status, message)
+        if status == "rejected":  # time to read why, and to try again
+            self._book.keep_open(key, self._clock() + LOG_OFFER_S)
+            self._arm()
         card = self._cards.get(key)
         if card is not None:
             card.set_journal_status(status, message)

@@ -165,6 +165,7 @@ class PopCard(QWidget):
     record_opened = Signal(str)  # the agencycloud URL opened
     log_requested = Signal(object, object, str)  # CallView, Contact, note
     editing_changed = Signal(str, bool)  # call key, a note is being written
+    log_retry_requested = Signal(str)  # call key: post the refused entry again
 
     def __init__(
         self,
@@ -570,8 +571,10 @@ class PopCard(QWidget):
     def _render_log(self) -> None:
         offered = self._log_offered and bool(self._contacts)
         shown = offered and not self._editing and not self._journal_status
-        self.log_button.setVisible(shown)
-        self.log_button.setText("Log call…" if len(self._contacts) > 1 else "Log call")
+        retry = self._journal_status == "rejected"
+        self.log_button.setVisible(shown or retry)
+        self.log_button.setText("Try again" if retry else
+                                "Log call…" if len(self._contacts) > 1 else "Log call")
         self.note_edit.setVisible(self._editing)
         self.save_button.setVisible(self._editing)
         notices = []
@@ -734,6 +737,11 @@ class PopCard(QWidget):
         menu.popup(under.mapToGlobal(QPoint(0, under.height())))
 
     def _on_log_clicked(self) -> None:
+        if self._journal_status == "rejected":
+            self._journal_status, self._journal_message = "pending", ""
+            self._render()
+            self.log_retry_requested.emit(self.key)
+            return
         self.start_log()
 
     def _on_log_chosen(self, action: QAction) -> None:

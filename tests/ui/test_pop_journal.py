@@ -170,3 +170,20 @@ def test_a_card_that_was_never_clicked_does_not_take_the_focus(stacks: Any) -> N
     assert card.testAttribute(Qt.WidgetAttribute.WA_ShowWithoutActivating)
     assert card.windowFlags() & Qt.WindowType.WindowDoesNotAcceptFocus
     assert not card.note_edit.hasFocus()
+
+
+def test_a_refused_entry_says_why_and_offers_to_try_again(stacks: Any) -> None:
+    clock = FakeClock()
+    stack = stacks(clock=clock, journal_mode="auto")
+    answered_and_ended(stack, clock, [JANE])
+    retried: list[str] = []
+    stack.log_retry_requested.connect(retried.append)
+    stack.set_journal_status("c1", "rejected", "associatedId: no contact has the id 'X'")
+    card = stack.pops["c1"]
+    assert card.notice_label.text() == "Not logged: associatedId: no contact has the id 'X'"
+    assert card.log_button.text() == "Try again"
+    clock.now += 20
+    stack.tick()
+    assert "c1" in stack.pops  # stays long enough to be read
+    card.log_button.click()
+    assert retried == ["c1"] and card.notice_label.text() == "Saving to the journal…"
