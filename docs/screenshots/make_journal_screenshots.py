@@ -17,11 +17,11 @@ from PySide6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_screenshots import LINES, NAMES, NOW, Clock, desktop, ev, settle, shoot  # noqa: E402
+from make_screenshots import LINES, NAMES, NOW, Clock, desktop, ev, settle, shoot
 
-from tapi_agent.core.calls import CallSettings  # noqa: E402
-from tapi_agent.core.directory import Contact  # noqa: E402
-from tapi_agent.ui.popstack import PopStack  # noqa: E402
+from tapi_agent.core.calls import CallSettings
+from tapi_agent.core.directory import Contact
+from tapi_agent.ui.popstack import PopStack
 
 
 def main() -> int:
