@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from zoneinfo import available_timezones
 
-from tapi_agent.redact import redact_value
+from tapi_agent.core.redact import redact_value
 
 APP_NAME = "TapiAgent"
 APP_AUTHOR = "TapiAgent"

@@ -1,7 +1,9 @@
 """Export diagnostics: one zip with the logs, the settings (no secrets) and a diagnose report.
 
-What support asks for first, collected by the "Export diagnostics..." tray action. Settings hold no
-secrets (tokens live only in the credential store), and the logs mask phone numbers already.
+What support asks for first, collected by the "Export diagnostics..." tray action. Nothing in it
+carries a secret: tokens live only in the credential store, and everything written here (setting
+values, errors, the diagnose report, every log line, logs of older versions included) goes
+through `core.redact`, which masks a proxy password, any URL's user:password@ and tokens.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from tapi_agent import __version__
 from tapi_agent.config import Paths, Settings
+from tapi_agent.core.redact import redact_text, redact_value
 
 MAX_LOG_BYTES = 60 * 1024 * 1024
 
@@ -40,11 +43,11 @@ def settings_report(settings: Settings) -> dict[str, Any]:
     """Every setting with its value, the layer it came from and whether it is locked."""
     return {
         "settings": {
-            key: {"value": value, "source": settings.sources.get(key, "default"),
+            key: {"value": redact_value(value), "source": settings.sources.get(key, "default"),
                   "locked": settings.is_locked(key)}
             for key, value in settings.values.items()
         },
-        "errors": [str(e) for e in settings.errors],
+        "errors": [redact_text(str(e)) for e in settings.errors],
     }
 
 
@@ -61,11 +64,12 @@ async def export_diagnostics(
         zf.writestr("about.txt", about_text())
         zf.writestr("settings.json", json.dumps(settings_report(settings), indent=2,
                                                 default=str))
-        zf.writestr("diagnose.txt", report.render())
+        zf.writestr("diagnose.txt", redact_text(report.render()))
         budget = MAX_LOG_BYTES
         if paths.log_dir.is_dir():
             for log_file in sorted(paths.log_dir.iterdir()):
                 if log_file.is_file() and log_file.stat().st_size <= budget:
                     budget -= log_file.stat().st_size
-                    zf.write(log_file, f"logs/{log_file.name}")
+                    text = log_file.read_text(encoding="utf-8", errors="replace")
+                    zf.writestr(f"logs/{log_file.name}", redact_text(text))
     return target

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tapi_agent.core.log import JsonEventFormatter, mask_phone
+from tapi_agent.core.redact import redact_text
 
 LOG_FILE_NAME = "tapi-agent.log"
 MAX_BYTES = 10 * 1024 * 1024
@@ -43,8 +44,9 @@ def mask_phones(text: str) -> str:
 
 
 class MaskPhonesFilter(logging.Filter):
-    """Masks phone numbers in a record's message (and traceback text) before any handler
-    formats it; structured event fields are left alone (they carry no numbers)."""
+    """Masks phone numbers and secrets (`core.redact`: URL passwords, tokens, codes) in a
+    record's message (and traceback text) before any handler formats it; structured event
+    fields are left alone (they carry neither)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_phones_masked", False):
@@ -53,12 +55,12 @@ class MaskPhonesFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad %-format: let the handler report it as logging does
             return True
-        record.msg = mask_phones(message)
+        record.msg = redact_text(mask_phones(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_phones(record.exc_text)
+            record.exc_text = redact_text(mask_phones(record.exc_text))
         record._phones_masked = True
         return True
 

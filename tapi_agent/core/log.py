@@ -73,5 +73,7 @@ class JsonEventFormatter(logging.Formatter):
             data["logger"] = record.name
             data["message"] = record.getMessage()
             if record.exc_info:
-                data["exc"] = self.formatException(record.exc_info)
+                # exc_text when a filter set it: the logs' filter masks numbers and secrets
+                # there (formatting exc_info again would undo that)
+                data["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(data, default=str, separators=(",", ":"))

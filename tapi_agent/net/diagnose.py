@@ -23,6 +23,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
+from tapi_agent.core.redact import redact_value
 from tapi_agent.net.http import make_http_client, tls_context
 from tapi_agent.net.session import SessionGone, TokenSource
 from tapi_agent.net.stream import InsecureServerError, is_loopback_host, stream_url
@@ -91,11 +92,12 @@ def render_settings(values: Mapping[str, object], sources: Mapping[str, str],
                     locked: Collection[str]) -> str:
     """Every setting, its value and where it came from ("default", a file, the MSI's
     HKLM\\SOFTWARE\\TapiAgent, the policy key, "environment", "command line"), marked when
-    locked. Settings hold no secrets (tokens live in the credential store), so all are shown."""
+    locked. Tokens live in the credential store, not in settings; what a setting may hold (a
+    proxy password, any URL's user:password@) is masked by `core.redact`."""
     lines = ["Settings (value, then where it came from):"]
     width = max((len(k) for k in values), default=0)
     for key in sorted(values):
-        value = values[key]
+        value = redact_value(values[key])
         shown = (", ".join(f"{k}={v}" for k, v in sorted(value.items())) or "{}"
                  if isinstance(value, dict) else str(value).lower()
                  if isinstance(value, bool) else str(value))

@@ -28,6 +28,7 @@ from tapi_agent import __version__
 from tapi_agent.core.backoff import Backoff
 from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity, Verdict
 from tapi_agent.core.log import log_event
+from tapi_agent.core.redact import redact_url
 from tapi_agent.net.session import SessionGone, TokenSource
 from tapi_agent.protocol import (
     MAX_FRAME_BYTES,
@@ -101,7 +102,7 @@ def stream_url(server_url: str, product: str = "AgencyCloud") -> str:
     scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
     if scheme is None or not parts.hostname:
         raise InsecureServerError(
-            f"Server URL {server_url!r} is not an http(s) or ws(s) URL: "
+            f"Server URL {redact_url(server_url)!r} is not an http(s) or ws(s) URL: "
             "set it to something like https://notifications.example.com"
         )
     if scheme == "ws" and not is_loopback_host(parts.hostname):
@@ -110,7 +111,10 @@ def stream_url(server_url: str, product: str = "AgencyCloud") -> str:
             "use an https:// (wss) server URL; plain http is only allowed to this computer"
         )
     path = parts.path.rstrip("/") + STREAM_PATH
-    return urlunsplit((scheme, parts.netloc, path, "product=" + quote(product, safe=""), ""))
+    # Never a user:password@ in the stream URL: websockets would turn it into a second
+    # Authorization (Basic) header beside the bearer token, sending the password too.
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((scheme, host, path, "product=" + quote(product, safe=""), ""))
 
 
 @dataclass(frozen=True)
