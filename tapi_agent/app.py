@@ -109,6 +109,16 @@ def _mock_available() -> bool:
 # ---------------------------------------------------------------------------- sign-out
 
 
+def _runtime_dir() -> Path | None:
+    """The user's private runtime directory (single-instance socket, token lock); None on
+    Windows, where the pipe name needs none. See `config.private_runtime_dir`."""
+    if sys.platform == "win32":
+        return None
+    from tapi_agent.config import private_runtime_dir
+
+    return private_runtime_dir()
+
+
 def run_sign_out(settings: Settings) -> int:
     """`tapi-agent sign-out`: the running agent signs out (its session revoked at the provider
     and ended in the browser); with no agent running, the saved session is ended the same way.
@@ -118,7 +128,7 @@ def run_sign_out(settings: Settings) -> int:
     from tapi_agent.ui.single_instance import SIGN_OUT, default_name, tell
 
     _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
-    if tell(default_name(), SIGN_OUT):
+    if tell(default_name(_runtime_dir()), SIGN_OUT):
         print("Asked the running TAPI Agent to sign out.")
         return 0
     from tapi_agent.net.auth import Session
@@ -246,9 +256,9 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
         return 0
     qt = _qt_app()
 
-    from tapi_agent.ui.single_instance import SingleInstance
+    from tapi_agent.ui.single_instance import SingleInstance, default_name
 
-    instance = SingleInstance()
+    instance = SingleInstance(default_name(_runtime_dir()))
     if not instance.try_acquire():
         log.info("another TAPI Agent is running for this user; it was asked to show itself")
         return 0

@@ -591,3 +591,60 @@ def save_user_settings(path: Path, changes: Mapping[str, Any]) -> list[ConfigErr
         except OSError as exc:  # the old file is untouched; say why nothing was saved
             problems.append(ConfigError(str(path), "(file)", f"could not be written: {exc}"))
     return problems
+
+
+def private_runtime_dir(*, environ: Mapping[str, str] | None = None,
+                        temp_root: Path | None = None, reserve: int = 16) -> Path:
+    """A directory only this user can enter, for the single-instance socket and the token
+    lock: nothing another local user planted can be in it, so whatever is there is ours.
+
+    POSIX, first that works: `$XDG_RUNTIME_DIR/TapiAgent` (when `$XDG_RUNTIME_DIR` is owned by
+    us and closed to others, as the XDG spec requires), `<tmp>/tapi-agent-<uid>`, then
+    `<user cache dir>/run`. A candidate is used only if it is a real directory (not a symlink)
+    owned by us with no group or other access; one made by someone else (a squatter in the
+    shared /tmp), or left open, is passed over, never trusted or "fixed". `reserve` keeps room
+    for a file name within the 104-byte limit of a Unix socket path. Windows: the per-user
+    `%LOCALAPPDATA%` runtime directory (its ACL is the user's).
+    """
+    import platformdirs
+
+    if sys.platform == "win32":
+        path = Path(platformdirs.user_runtime_dir(APP_NAME, APP_AUTHOR))
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    env = os.environ if environ is None else environ
+    uid = os.getuid()
+    candidates: list[Path] = []
+    xdg = env.get("XDG_RUNTIME_DIR", "")
+    if xdg and _private_dir(Path(xdg), uid):
+        candidates.append(Path(xdg) / APP_NAME)
+    import tempfile
+
+    candidates.append((temp_root or Path(tempfile.gettempdir())) / f"tapi-agent-{uid}")
+    candidates.append(Path(platformdirs.user_cache_dir(APP_NAME, APP_AUTHOR)) / "run")
+    refused: list[str] = []
+    for path in candidates:
+        if len(str(path)) + reserve > 104:
+            refused.append(f"{path} (path too long for a socket)")
+            continue
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            refused.append(f"{path} ({exc})")
+            continue
+        if _private_dir(path, uid):
+            return path
+        refused.append(f"{path} (not a directory of ours closed to other users)")
+    raise OSError("no private runtime directory: " + "; ".join(refused))
+
+
+def _private_dir(path: Path, uid: int) -> bool:
+    """A real directory (no symlink) owned by `uid`, with no group or other permissions."""
+    import stat
+
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and st.st_mode & 0o077 == 0

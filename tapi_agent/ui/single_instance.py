@@ -1,11 +1,21 @@
 """One agent per user: a QLocalServer with a per-user name; a second launch asks the first to
-show itself and exits (as qutebrowser's `misc/ipc.py` does)."""
+show itself and exits (as qutebrowser's `misc/ipc.py` does).
+
+Where the name lives matters: a socket with a predictable name in the shared /tmp could be
+created first by another local user, and every launch would then "hand over" to the squatter
+and exit: the agent would never start. On Unix the name is therefore a full path (QLocalServer
+takes one) inside the user's private runtime directory (`config.private_runtime_dir`: ours,
+mode 0700, so nobody else can put a socket there); `app` passes it in. On Windows it is a
+per-user pipe name.
+"""
 
 from __future__ import annotations
 
 import getpass
 import hashlib
 import logging
+import sys
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
@@ -17,8 +27,17 @@ SIGN_OUT = b"sign-out\n"  # `tapi-agent sign-out`: end the running agent's sessi
 CONNECT_TIMEOUT_MS = 1000
 
 
-def default_name() -> str:
-    """The per-user server name: a named pipe on Windows, a socket file elsewhere."""
+SOCKET_FILE = "agent.sock"
+
+
+def default_name(runtime_dir: Path | None = None) -> str:
+    """The per-user server name: on Unix the socket's full path in `runtime_dir` (the user's
+    private runtime directory, required there); on Windows a per-user pipe name."""
+    if sys.platform != "win32":
+        if runtime_dir is None:
+            raise ValueError("on Unix the single-instance socket needs the private runtime "
+                             "directory (config.private_runtime_dir)")
+        return str(runtime_dir / SOCKET_FILE)
     try:
         user = getpass.getuser()
     except Exception:  # no user name in the environment (rare service contexts)

@@ -99,3 +99,44 @@ def test_second_agent_exits_0_and_the_first_keeps_running(
     _wait_event(lines, first, "log", 30, contains="asked us to show ourselves")
     assert first.poll() is None
     assert "connection.state" not in second.stdout  # the second never connected anywhere
+
+
+@pytest.mark.slow
+def test_a_squatter_on_the_old_shared_name_does_not_stop_the_agent(
+    agent_env: dict[str, str], tmp_path: Path
+) -> None:
+    import hashlib
+    import socket
+
+    # Another local user creates the socket the agent used to use in the shared temp
+    # directory, listening and never answering: the old agent "handed over" to it and exited.
+    digest = hashlib.sha256(agent_env["USER"].encode("utf-8")).hexdigest()[:16]
+    old_name = Path(os.environ.get("TMPDIR", "/tmp")) / f"tapi-agent-{digest}"
+    squatter = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    squatter.bind(str(old_name))
+    squatter.listen(8)
+    squatter.setblocking(False)
+    proc = subprocess.Popen([*_command(), "demo", "--log-json", "-"], env=agent_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+    try:
+        _wait_event(lines, proc, "connection.state", 60, state="connected")
+        # the agent's own channel works, in the user's private runtime directory
+        second = subprocess.run([*_command(), "demo", "--log-json", "-"], env=agent_env,
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert second.returncode == 0, second.stdout + second.stderr
+        _wait_event(lines, proc, "log", 30, contains="asked us to show ourselves")
+        assert (Path(agent_env["XDG_RUNTIME_DIR"]) / "TapiAgent" / "agent.sock").exists()
+        with pytest.raises(BlockingIOError):
+            squatter.accept()  # nobody ever talked to the squatter
+    finally:
+        squatter.close()
+        old_name.unlink(missing_ok=True)
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

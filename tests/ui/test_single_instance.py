@@ -70,6 +70,45 @@ def test_stale_socket_left_by_a_crashed_agent_is_removed(qtbot: QtBot, name: str
     inst.release()
 
 
-def test_default_name_is_per_user_and_stable() -> None:
-    assert default_name() == default_name()
-    assert default_name().startswith("tapi-agent-")
+def test_default_name_is_a_socket_in_the_private_runtime_dir(tmp_path) -> None:
+    run = tmp_path / "run"
+    run.mkdir(mode=0o700)
+    assert default_name(run) == str(run / "agent.sock") == default_name(run)
+    with pytest.raises(ValueError, match="private runtime directory"):
+        default_name()  # never the old predictable name in the shared temp directory
+
+
+def test_private_runtime_dir_passes_over_what_another_user_could_have_planted(
+    tmp_path, monkeypatch
+) -> None:
+    import os
+
+    from tapi_agent.config import private_runtime_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    assert private_runtime_dir(environ={"XDG_RUNTIME_DIR": str(xdg)},
+                              temp_root=tmp_path) == xdg / "TapiAgent"
+    # an XDG_RUNTIME_DIR others can write to is not used
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    open_dir.chmod(0o777)
+    got = private_runtime_dir(environ={"XDG_RUNTIME_DIR": str(open_dir)}, temp_root=tmp_path)
+    assert got == tmp_path / f"tapi-agent-{os.getuid()}"
+    assert got.stat().st_mode & 0o777 == 0o700
+    # the per-user temp directory squatted (made first, left open, or a symlink): passed over
+    squatted = tmp_path / "t2" / f"tapi-agent-{os.getuid()}"
+    squatted.mkdir(parents=True)
+    squatted.chmod(0o777)
+    got = private_runtime_dir(environ={}, temp_root=tmp_path / "t2")
+    assert got == tmp_path / "cache" / "TapiAgent" / "run"
+    assert got.stat().st_mode & 0o777 == 0o700
+    (tmp_path / "t3").mkdir()
+    (tmp_path / "t3" / f"tapi-agent-{os.getuid()}").symlink_to(xdg)
+    assert private_runtime_dir(environ={}, temp_root=tmp_path / "t3") == got
+    if os.geteuid() == 0:  # as root (CI) a directory really owned by another user
+        other = tmp_path / "t4" / f"tapi-agent-{os.getuid()}"
+        other.mkdir(parents=True, mode=0o700)
+        os.chown(other, 65534, 65534)
+        assert private_runtime_dir(environ={}, temp_root=tmp_path / "t4") == got
