@@ -30,6 +30,53 @@ from tapi_agent.mock.tokens import TokenError
 
 router = APIRouter(tags=["reapit connect"])
 
+# What the Reapit Connect endpoints answer, for the OpenAPI document (and Schemathesis).
+_OAUTH_ERROR = {"application/json": {"schema": {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}}}}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_REDIRECT = {"description": "Redirect to the client's redirect_uri (code or error, state, iss)",
+             "headers": {"Location": {"schema": {"type": "string"}}}}
+_AUTHORIZE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The sign-in page", "content": _HTML},
+    302: _REDIRECT,
+    400: {"description": "Unknown client or a redirect_uri that is not loopback",
+          "content": _HTML},
+}
+_TOKEN_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Tokens", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["access_token", "token_type", "expires_in"],
+        "properties": {"access_token": {"type": "string"}, "id_token": {"type": "string"},
+                       "refresh_token": {"type": "string"}, "token_type": {"type": "string"},
+                       "expires_in": {"type": "integer"}, "scope": {"type": "string"}}}}}},
+    400: {"description": "An OAuth error (RFC 6749 5.2)", "content": _OAUTH_ERROR},
+    401: {"description": "Client authentication failed", "content": _OAUTH_ERROR},
+}
+_REVOKE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Revoked (or unknown: RFC 7009 2.2)"},
+    400: {"description": "No token, or not a form", "content": _OAUTH_ERROR},
+    401: {"description": "Unknown client", "content": _OAUTH_ERROR},
+}
+_LOGOUT_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Signed out", "content": _HTML},
+    302: _REDIRECT,
+    400: {"description": "A post_logout_redirect_uri that is not loopback", "content": _HTML},
+}
+_USERINFO_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The negotiator's claims", "content": {"application/json": {
+        "schema": {"type": "object", "required": ["sub"],
+                   "properties": {"sub": {"type": "string"}}}}}},
+    401: {"description": "No valid bearer access token", "content": _OAUTH_ERROR,
+          "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}},
+}
+_DISCOVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The OpenID provider metadata", "content": {"application/json": {
+        "schema": {"type": "object", "required": ["issuer", "authorization_endpoint",
+                                                  "token_endpoint", "jwks_uri"]}}}},
+    404: {"description": "With --issuer-path, discovery is under the issuer's path",
+          "content": {"application/json": {"schema": {"type": "object"}}}},
+}
+
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 SESSION_COOKIE = "mock_connect_session"
@@ -134,7 +181,7 @@ def _max_age(params: dict[str, str]) -> int | str | None:
 
 
 @router.get("/authorize", summary="Sign-in page (Authorization Code + PKCE)",
-            response_class=HTMLResponse)
+            response_class=HTMLResponse, responses=_AUTHORIZE_ANSWERS)
 @router.get("/oauth/authorize", summary="Sign-in page (alias of /authorize)",
             response_class=HTMLResponse, include_in_schema=False)
 async def authorize(request: Request) -> Response:
@@ -350,7 +397,7 @@ async def _read_form(request: Request) -> dict[str, str] | Response:
 
 
 @router.post("/token", summary="Token endpoint (form-encoded)",
-             openapi_extra={"requestBody": _TOKEN_FORM})
+             openapi_extra={"requestBody": _TOKEN_FORM}, responses=_TOKEN_ANSWERS)
 @router.post("/oauth/token", summary="Token endpoint (alias of /token)",
              openapi_extra={"requestBody": _TOKEN_FORM}, include_in_schema=False)
 async def token(request: Request) -> Response:
@@ -384,7 +431,7 @@ _REVOKE_FORM = {
 
 
 @router.post("/oauth2/revoke", summary="Revoke a refresh token (RFC 7009)",
-             openapi_extra={"requestBody": _REVOKE_FORM})
+             openapi_extra={"requestBody": _REVOKE_FORM}, responses=_REVOKE_ANSWERS)
 async def revoke(request: Request) -> Response:
     """Revoke the session of a refresh token (as Reapit Connect's Cognito `/oauth2/revoke`).
     An unknown token is 200 too (RFC 7009 2.2: nothing to tell an attacker)."""
@@ -404,7 +451,8 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=200, headers=_NO_STORE)
 
 
-@router.get("/oidc/logout", summary="End the session", response_class=HTMLResponse)
+@router.get("/oidc/logout", summary="End the session", response_class=HTMLResponse,
+            responses=_LOGOUT_ANSWERS)
 async def logout(
     request: Request,
     id_token_hint: str | None = None,
@@ -440,7 +488,8 @@ async def logout(
     return response
 
 
-@router.get("/oauth2/userInfo", summary="UserInfo (claims of the signed-in negotiator)")
+@router.get("/oauth2/userInfo", summary="UserInfo (claims of the signed-in negotiator)",
+            responses=_USERINFO_ANSWERS)
 async def userinfo(request: Request) -> Response:
     """The negotiator's claims for a bearer access token (OpenID Connect Core 5.3)."""
     mock = state_of(request)
@@ -478,7 +527,8 @@ async def jwks(request: Request) -> dict[str, Any]:
     return state_of(request).issuer.jwks()
 
 
-@router.get("/.well-known/openid-configuration", summary="OIDC discovery")
+@router.get("/.well-known/openid-configuration", summary="OIDC discovery",
+            responses=_DISCOVERY_ANSWERS)
 async def openid_configuration(request: Request) -> Response:
     """Where the endpoints are, for clients that discover them (here when the issuer has no
     path; with `--issuer-path` only under it, as a provider publishes it)."""
