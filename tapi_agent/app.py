@@ -786,6 +786,7 @@ class Agent:
         tray.autostart_toggled.connect(self.set_autostart)
         tray.history_copy_requested.connect(self._copy_text)
         tray.history_open_requested.connect(self._open_url)
+        tray.history_log_retry_requested.connect(self.retry_journal)
         self.pops.history_changed.connect(self._show_history)
         tray.set_missed(self.missed.calls)
         tray.set_do_not_disturb(bool(self.settings["app.do_not_disturb"]))
@@ -807,15 +808,19 @@ class Agent:
         entries = self.pops.book.history
         labels: dict[str, str] = {}
         urls: dict[str, str] = {}
+        retry: dict[str, str] = {}  # refused journal entries: retried from Recent calls
         for entry in entries:
             found = self._contact_cache.get(entry.caller) or []
             if found:
                 labels[entry.key] = found[0].name
                 urls[entry.key] = self.links.record_url(found[0].id)
-            logged = _JOURNAL_MARKS.get(self.journal.status(entry.call_id or entry.key) or "")
+            status = self.journal.status(entry.call_id or entry.key) or ""
+            logged = _JOURNAL_MARKS.get(status)
             if logged:
                 labels[entry.key] = f"{labels.get(entry.key) or entry.caller} ({logged})"
-        self.tray.set_history(entries, labels=labels, record_urls=urls)
+            if status == "rejected":
+                retry[entry.key] = entry.call_id or entry.key
+        self.tray.set_history(entries, labels=labels, record_urls=urls, log_retry=retry)
 
     def _on_status(self, status: Any) -> None:
         self._status = status

@@ -40,6 +40,7 @@ class StatusWindow(QWidget, MenuFrontEnd):
     missed_seen_requested = Signal()
     history_copy_requested = Signal(str)
     history_open_requested = Signal(str)
+    history_log_retry_requested = Signal(str)
 
     def __init__(self, *, app_name: str = "TAPI Agent", parent: QWidget | None = None) -> None:
         super().__init__(parent)

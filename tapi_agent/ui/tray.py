@@ -44,6 +44,7 @@ SIGNAL_NAMES = (
     "missed_seen_requested",
     "history_copy_requested",
     "history_open_requested",
+    "history_log_retry_requested",
 )
 
 
@@ -124,6 +125,7 @@ class TrayMenu(QObject):
     missed_seen_requested = Signal()
     history_copy_requested = Signal(str)
     history_open_requested = Signal(str)
+    history_log_retry_requested = Signal(str)  # call id whose refused journal entry to retry
     changed = Signal()  # the status, icon or badge changed: front ends refresh
 
     def __init__(self, *, app_name: str = "TAPI Agent", parent: QObject | None = None) -> None:
@@ -152,8 +154,9 @@ class TrayMenu(QObject):
         m.addSeparator()
         self.recent_menu = m.addMenu("Recent calls")
         self.recent_menu.setObjectName("recentMenu")
-        self._recent_pool: list[tuple[QMenu, QAction, QAction]] = []
-        self._history_targets: list[tuple[str, str]] = []  # (number, record URL) per slot
+        self._recent_pool: list[tuple[QMenu, QAction, QAction, QAction]] = []
+        # (number, record URL, call id of a refused journal entry) per slot
+        self._history_targets: list[tuple[str, str, str]] = []
         self._no_calls_action = QAction("No calls yet", self)
         self._no_calls_action.setEnabled(False)
         self.missed_menu = m.addMenu("Missed calls")
@@ -246,11 +249,14 @@ class TrayMenu(QObject):
             "Start at login (set by your administrator)" if locked else "Start at login")
 
     def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
-                    record_urls: Mapping[str, str] | None = None) -> None:
+                    record_urls: Mapping[str, str] | None = None,
+                    log_retry: Mapping[str, str] | None = None) -> None:
         """Fill Recent calls with the newest `RECENT_LIMIT` entries (newest first).
 
         `labels` (entry key -> contact name) and `record_urls` (entry key -> agencycloud:// link)
-        are optional; an entry without a link offers only "Copy number".
+        are optional; an entry without a link offers only "Copy number". `log_retry` (entry key
+        -> call id) marks calls whose journal entry the API refused: they offer "Try logging
+        again", which stays possible after their pop has closed.
 
         The submenus are a fixed set of `RECENT_LIMIT`, built once and filled in again on each
         call: `QMenu.clear()` deletes a menu's own actions but not the submenus `addMenu` made,
@@ -261,14 +267,15 @@ class TrayMenu(QObject):
         menu = self.recent_menu
         for action in menu.actions():
             menu.removeAction(action)  # none is deleted: the pool and the placeholder stay ours
-        for _sub, copy, open_rec in self._recent_pool[len(self.history):]:
+        for _sub, copy, open_rec, retry in self._recent_pool[len(self.history):]:
             copy.setObjectName("")  # unused slots answer to no entry's name
             open_rec.setObjectName("")
+            retry.setObjectName("")
         if not self.history:
             menu.addAction(self._no_calls_action)
             return
         for slot, entry in enumerate(self.history):
-            sub, copy, open_rec = self._recent_slot(slot)
+            sub, copy, open_rec, retry = self._recent_slot(slot)
             label = (labels or {}).get(entry.key)
             sub.setTitle(menu_text(history_line(entry, label)))
             number = entry.caller
@@ -278,11 +285,14 @@ class TrayMenu(QObject):
             url = (record_urls or {}).get(entry.key) or ""
             open_rec.setObjectName(f"open:{entry.key}")
             open_rec.setEnabled(bool(url))
-            self._history_targets.append((number, url))
+            call_id = (log_retry or {}).get(entry.key) or ""
+            retry.setObjectName(f"retry:{entry.key}")
+            retry.setVisible(bool(call_id))
+            self._history_targets.append((number, url, call_id))
             menu.addMenu(sub)
 
-    def _recent_slot(self, slot: int) -> tuple[QMenu, QAction, QAction]:
-        """The `slot`-th Recent calls submenu with its two actions, built on first use."""
+    def _recent_slot(self, slot: int) -> tuple[QMenu, QAction, QAction, QAction]:
+        """The `slot`-th Recent calls submenu with its actions, built on first use."""
         while len(self._recent_pool) <= slot:
             i = len(self._recent_pool)
             sub = QMenu(self.recent_menu)
@@ -290,8 +300,15 @@ class TrayMenu(QObject):
             copy.triggered.connect(lambda _c=False, i=i: self._copy(self._history_targets[i][0]))
             open_rec = sub.addAction("Open record")
             open_rec.triggered.connect(lambda _c=False, i=i: self._open_history(i))
-            self._recent_pool.append((sub, copy, open_rec))
+            retry = sub.addAction("Try logging the call again")
+            retry.triggered.connect(lambda _c=False, i=i: self._retry_history_log(i))
+            self._recent_pool.append((sub, copy, open_rec, retry))
         return self._recent_pool[slot]
+
+    def _retry_history_log(self, slot: int) -> None:
+        call_id = self._history_targets[slot][2]
+        if call_id:
+            self.history_log_retry_requested.emit(call_id)
 
     def _open_history(self, slot: int) -> None:
         url = self._history_targets[slot][1]
@@ -418,9 +435,10 @@ class MenuFrontEnd:
         self.tray_menu.set_autostart(on, locked=locked)
 
     def set_history(self, entries: Sequence[HistoryEntry], labels: Mapping[str, str] | None = None,
-                    record_urls: Mapping[str, str] | None = None) -> None:
+                    record_urls: Mapping[str, str] | None = None,
+                    log_retry: Mapping[str, str] | None = None) -> None:
         """Recent calls submenu (last 20)."""
-        self.tray_menu.set_history(entries, labels, record_urls)
+        self.tray_menu.set_history(entries, labels, record_urls, log_retry)
 
     def set_missed(self, calls: Sequence[MissedCall]) -> None:
         """Missed calls submenu, count and badge."""
@@ -442,6 +460,7 @@ class Tray(QObject, MenuFrontEnd):
     missed_seen_requested = Signal()
     history_copy_requested = Signal(str)
     history_open_requested = Signal(str)
+    history_log_retry_requested = Signal(str)  # call id whose refused journal entry to retry
 
     def __init__(self, *, app_name: str = "TAPI Agent", parent: QObject | None = None) -> None:
         super().__init__(parent)

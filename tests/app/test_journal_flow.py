@@ -192,3 +192,37 @@ def test_a_422_is_shown_once_and_not_retried(
         assert entries(mock_server, "NOPE") == []
     finally:
         agent.shutdown()
+
+
+def test_a_refused_entry_is_offered_again_in_recent_calls_after_its_pop_closed(
+    qtbot: Any, mock_server: Any, tmp_path: Path, log: pytest.LogCaptureFixture,
+) -> None:
+    agent = build(mock_server, tmp_path)
+    agent._notify = lambda title, text: None  # type: ignore[method-assign]
+
+    class Recents:
+        """Records what the agent gives the tray's Recent calls."""
+
+        retry: dict[str, str] = {}
+
+        def set_history(self, entries: Any, labels: Any = None, record_urls: Any = None,
+                        log_retry: Any = None) -> None:
+            Recents.retry = dict(log_retry or {})
+
+    agent.start()
+    try:
+        qtbot.waitUntil(lambda: connected(agent), timeout=10_000)
+        card = answer_and_end(qtbot, agent, mock_server, "j-again")
+        agent.log_call(card.view, Contact("NOPE", "Nobody"), "")
+        qtbot.waitUntil(lambda: bool(events(log, "journal.failed")), timeout=10_000)
+        agent.pops.dismiss("j-again")  # the negotiator closes the pop: the call goes to history
+        qtbot.waitUntil(lambda: any(e.call_id == "j-again" for e in agent.pops.book.history),
+                        timeout=5000)
+        agent.tray = Recents()  # type: ignore[assignment]
+        agent._show_history()
+        assert list(Recents.retry.values()) == ["j-again"]  # "Try logging the call again"
+        agent.retry_journal("j-again")  # what that menu action asks for
+        qtbot.waitUntil(lambda: len(events(log, "journal.failed")) == 2, timeout=10_000)
+    finally:
+        agent.tray = None
+        agent.shutdown()

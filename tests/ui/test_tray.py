@@ -153,6 +153,21 @@ def test_recent_calls_keep_the_last_20_and_copy_or_open(menu: TrayMenu, qtbot: Q
     assert not menu.action("open:k1").isEnabled()  # no record matched: nothing to open
 
 
+def test_a_refused_journal_entry_can_be_retried_from_recent_calls(
+    menu: TrayMenu, qtbot: QtBot
+) -> None:
+    """After its pop has closed, a call whose journal entry the API refused still offers a
+    retry; the others do not show the action."""
+    menu.set_history(_history(3), log_retry={"k1": "call-k1"})
+    assert menu.action("retry:k1").isVisible()
+    assert not menu.action("retry:k0").isVisible()
+    with qtbot.waitSignal(menu.history_log_retry_requested, timeout=1000) as retried:
+        menu.action("retry:k1").trigger()
+    assert retried.args == ["call-k1"]
+    menu.set_history(_history(3))  # logged since: the action goes away
+    assert not menu.action("retry:k1").isVisible()
+
+
 def test_missed_calls_badge_counts_unseen_and_mark_all_seen_emits(
     menu: TrayMenu, qtbot: QtBot
 ) -> None:

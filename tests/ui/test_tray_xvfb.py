@@ -78,6 +78,7 @@ def test_every_menu_action_emits_its_signal(tray_report: dict[str, Any]) -> None
         "missed_seen_requested": [],
         "history_copy_requested": ["07700 900123"],
         "history_open_requested": ["agencycloud://contacts/RPT20000001"],
+        "history_log_retry_requested": ["call-h1"],
         "quit_requested": [],
         "sign_in_requested": [],
     }

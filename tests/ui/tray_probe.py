@@ -70,7 +70,8 @@ def main() -> int:
     history, missed = sample_data()
     tray.set_status(ConnectionStatus(ConnState.CONNECTED, 1, None), "Jane Smith (JAS)")
     tray.set_history(history, labels={"h1": "Ann Buyer", "h2": "Bob Landlord"},
-                     record_urls={"h1": "agencycloud://contacts/RPT20000001"})
+                     record_urls={"h1": "agencycloud://contacts/RPT20000001"},
+                     log_retry={"h1": "call-h1"})
     tray.set_missed(missed)
     tray.set_autostart(True)
     tray.show()
@@ -142,7 +143,8 @@ def main() -> int:
         getattr(tray, name).connect(lambda *a, n=name: emitted.setdefault(n, list(a)))
     tray.set_status(ConnectionStatus(ConnState.DISCONNECTED, 2, 3000), "Jane Smith (JAS)")
     for action in ("signOut", "doNotDisturb", "settings", "openLogFolder", "exportDiagnostics",
-                   "autostart", "reconnect", "markSeen", "copy:h1", "open:h1", "quit"):
+                   "autostart", "reconnect", "markSeen", "copy:h1", "open:h1", "retry:h1",
+                   "quit"):
         tray.tray_menu.action(action).trigger()
     tray.set_status(ConnectionStatus(ConnState.SIGNED_OUT, 0, None), None)
     tray.tray_menu.action("signIn").trigger()
