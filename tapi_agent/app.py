@@ -138,7 +138,8 @@ def run_sign_out(settings: Settings) -> int:
     if not store.available:
         print("No agent is running and no credential store is available: nothing to sign out.")
         return 0
-    session = Session(make_connect(settings, settings["server.url"]), store)
+    session = Session(make_connect(settings, settings["server.url"]), store,
+                      process_lock=_process_lock())
     ended = asyncio.run(session.sign_out_saved())
     print("Signed out." if ended else "No saved session: nothing to sign out.")
     return 0
@@ -173,7 +174,64 @@ def _diagnose_tokens(settings: Settings) -> Any:
     store = TokenStore()
     if not store.available:
         return None
-    return _RestoringTokens(Session(make_connect(settings, settings["server.url"]), store))
+    if _agent_running():
+        return _HeldByAgent()
+    return _RestoringTokens(Session(make_connect(settings, settings["server.url"]), store,
+                                    process_lock=_process_lock()))
+
+
+def _agent_running() -> bool:
+    """Whether a TAPI Agent of this user answers on the single-instance channel (a PING it
+    ignores: it neither shows itself nor changes anything)."""
+    try:
+        from PySide6.QtCore import QCoreApplication
+
+        from tapi_agent.ui.single_instance import PING, default_name, tell
+    except ImportError:  # pragma: no cover - partial installs
+        return False
+    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
+    try:
+        return tell(default_name(_runtime_dir()), PING)
+    except OSError:
+        return False
+
+
+class _HeldByAgent:
+    """diagnose's tokens while an agent runs: it does not refresh the session the agent holds.
+
+    A refresh rotates the refresh token; even with the process lock (`_process_lock`) making
+    that safe, diagnose has no business spending the agent's session: it reports that the
+    agent holds it and checks everything else (config, DNS, TCP, TLS, HTTP)."""
+
+    held_elsewhere = ("a running TAPI Agent holds the session (its status window shows it); "
+                      "not renewed here, which would spend the agent's refresh token")
+
+    async def access_token(self) -> str:
+        from tapi_agent.net.session import SessionGone
+
+        raise SessionGone(self.held_elsewhere)
+
+    async def refresh(self) -> str:
+        from tapi_agent.net.session import SessionGone
+
+        raise SessionGone(self.held_elsewhere)
+
+    def expires_at(self) -> float | None:
+        return None
+
+
+def _process_lock() -> Any:
+    """The lock every process of this user takes to refresh the session
+    (`net.tokens.ProcessLock`), in the private runtime directory; None without one."""
+    from tapi_agent.config import private_runtime_dir
+    from tapi_agent.net.tokens import ProcessLock
+
+    try:
+        return ProcessLock(private_runtime_dir() / "session.lock")
+    except OSError as exc:
+        log.warning("no private runtime directory (%s): session refreshes are not "
+                    "coordinated with other TAPI Agent processes", exc)
+        return None
 
 
 def make_connect(settings: Settings, server: str) -> ReapitConnect:
@@ -529,7 +587,8 @@ class Agent:
                 "No working credential store was found: you will have to sign in again after "
                 "a restart.",
             )
-        self.session = Session(make_connect(self.settings, server), store)
+        self.session = Session(make_connect(self.settings, server), store,
+                               process_lock=_process_lock())
         # a refresh refused mid-session (the stream sees SessionGone) must reach the tray
         self.session.add_listener(
             lambda state, ident: self.bridge.identity.emit(None) if state == "signed_out"

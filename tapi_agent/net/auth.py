@@ -45,7 +45,7 @@ from tapi_agent.net.oidc import (
     verify_id_token,
 )
 from tapi_agent.net.session import SessionGone
-from tapi_agent.net.tokens import MemoryTokenStore, TokenStore, TokenStoreError
+from tapi_agent.net.tokens import MemoryTokenStore, ProcessLock, TokenStore, TokenStoreError
 
 _log = logging.getLogger(__name__)
 
@@ -638,8 +638,10 @@ class Session:
         account: str | None = None,
         clock: Callable[[], float] = time.time,
         open_browser: Callable[[str], object] = webbrowser.open,
+        process_lock: ProcessLock | None = None,
     ) -> None:
         self._connect = connect
+        self._process_lock = process_lock
         self._clock = clock
         self._open_browser = open_browser
         self._store = store
@@ -701,65 +703,94 @@ class Session:
         return self._tokens.expires_at if self._tokens else None
 
     async def refresh(self) -> str:
-        """Refresh now (one at a time); raise SessionGone when the server ends the session."""
+        """Refresh now (one at a time, across this user's processes too: see `ProcessLock`);
+        raise SessionGone when the server ends the session."""
         generation = self._generation
         async with self._lock:
             if self._generation != generation and self._tokens is not None:
                 return self._tokens.access_token  # a concurrent caller just refreshed
-            refresh_token = self._refresh_token
-            if refresh_token is None:
-                if self._identity is None:
-                    raise SessionGone("Not signed in")
-                # The provider gave no refresh token: the session ends with the access token.
-                await self._forget()
-                self._changed("signed_out", logging.WARNING)
-                self._identity = None
-                raise SessionGone("Your session has ended (the sign-in provider gives no "
-                                  "refresh token); please sign in again")
+            if self._process_lock is None:
+                return await self._refresh_now()
             try:
-                tokens = await self._connect.refresh(refresh_token)
-            except InvalidGrant as exc:
-                # Refused (reused, revoked or expired): the stored token is worthless.
-                await self._forget()
-                self._changed("signed_out", logging.WARNING)
-                self._identity = None
-                raise SessionGone(f"Your session has ended; please sign in again ({exc})") \
-                    from None
-            except AuthError:
+                async with self._process_lock.held():
+                    await self._adopt_stored_refresh_token()
+                    return await self._refresh_now()
+            except TimeoutError as exc:  # a hung process holds it: a temporary failure
                 self._changed("failed", logging.WARNING)
-                raise
-            identity: Identity | None = self._identity
-            problem: AuthError | None = None
-            try:
-                # The identity was verified at sign-in and a refresh does not change who is
-                # signed in, so a refreshed ID token is not used, and so not verified (OIDC
-                # Core 12.2): the JOSE library and its keys are only loaded at an interactive
-                # sign-in, not at every start (~9 MiB less at rest). A session saved without
-                # an identity has its new ID token verified before it is used.
-                if identity is None:
-                    identity = await self._connect.identity(tokens, nonce=None)
-            except IdTokenError as exc:
-                # Never trust (or keep) a session whose new ID token fails a check.
-                await self._forget()
-                self._changed("signed_out", logging.WARNING)
-                self._identity = None
-                raise SessionGone(str(exc)) from None
-            except AuthError as exc:
-                identity = self._identity  # UserInfo unreachable: keep who we knew
-                problem = exc
-            new_refresh = tokens.refresh_token or refresh_token
-            # Rotation: the old refresh token is spent now. Save the new one first, so a crash
-            # after this point still restarts signed in.
-            await self._persist(new_refresh, identity)
-            if identity is None and problem is not None:
-                self._refresh_token = new_refresh
-                self._changed("failed", logging.WARNING)
-                raise problem
+                raise AuthUnavailable(f"Could not renew the session yet: {exc}") from None
+
+    async def _adopt_stored_refresh_token(self) -> None:
+        """Another process of this user (a second agent, `diagnose`, `sign-out`) may have
+        rotated the refresh token since we read it: the store then holds the new one, and
+        ours is spent. Use the stored one (we hold the process lock, so it is current)."""
+        if self._refresh_token is None:
+            return
+        try:
+            blob = await asyncio.to_thread(self._store.load, self.account)
+            stored = str(json.loads(blob)["refresh_token"]) if blob else None
+        except (TokenStoreError, ValueError, KeyError, TypeError) as exc:
+            _log.debug("could not re-read the saved session: %s", exc)
+            return
+        if stored and stored != self._refresh_token:
+            _log.info("another TAPI Agent process renewed the session; using its refresh token")
+            self._refresh_token = stored
+
+    async def _refresh_now(self) -> str:
+        """The refresh itself; the caller holds `_lock` (and the process lock, if any)."""
+        refresh_token = self._refresh_token
+        if refresh_token is None:
+            if self._identity is None:
+                raise SessionGone("Not signed in")
+            # The provider gave no refresh token: the session ends with the access token.
+            await self._forget()
+            self._changed("signed_out", logging.WARNING)
+            self._identity = None
+            raise SessionGone("Your session has ended (the sign-in provider gives no "
+                              "refresh token); please sign in again")
+        try:
+            tokens = await self._connect.refresh(refresh_token)
+        except InvalidGrant as exc:
+            # Refused (reused, revoked or expired): the stored token is worthless.
+            await self._forget()
+            self._changed("signed_out", logging.WARNING)
+            self._identity = None
+            raise SessionGone(f"Your session has ended; please sign in again ({exc})") \
+                from None
+        except AuthError:
+            self._changed("failed", logging.WARNING)
+            raise
+        identity: Identity | None = self._identity
+        problem: AuthError | None = None
+        try:
+            # The identity was verified at sign-in and a refresh does not change who is
+            # signed in, so a refreshed ID token is not used, and so not verified (OIDC
+            # Core 12.2): the JOSE library and its keys are only loaded at an interactive
+            # sign-in, not at every start (~9 MiB less at rest). A session saved without
+            # an identity has its new ID token verified before it is used.
+            if identity is None:
+                identity = await self._connect.identity(tokens, nonce=None)
+        except IdTokenError as exc:
+            # Never trust (or keep) a session whose new ID token fails a check.
+            await self._forget()
+            self._changed("signed_out", logging.WARNING)
+            self._identity = None
+            raise SessionGone(str(exc)) from None
+        except AuthError as exc:
+            identity = self._identity  # UserInfo unreachable: keep who we knew
+            problem = exc
+        new_refresh = tokens.refresh_token or refresh_token
+        # Rotation: the old refresh token is spent now. Save the new one first, so a crash
+        # after this point still restarts signed in.
+        await self._persist(new_refresh, identity)
+        if identity is None and problem is not None:
             self._refresh_token = new_refresh
-            self._identity = identity
-            self._set_tokens(tokens)
-            self._changed("refreshed")
-            return tokens.access_token
+            self._changed("failed", logging.WARNING)
+            raise problem
+        self._refresh_token = new_refresh
+        self._identity = identity
+        self._set_tokens(tokens)
+        self._changed("refreshed")
+        return tokens.access_token
 
     # -- sign in / out --------------------------------------------------------------------------
 

@@ -314,6 +314,12 @@ async def diagnose(
         else:
             report.steps.append(_skip("HTTP", "an earlier step failed"))
 
+    held = getattr(tokens, "held_elsewhere", None)
+    if held and network_ok:  # a running agent's session: checked by it, not spent here
+        report.steps.append(DiagnoseStep("token", True, held))
+        report.steps.append(DiagnoseStep("websocket", True, "not opened here: the running "
+                                         "agent holds the connection", skipped=True))
+        return report
     if tokens is None or network_ok:
         # "not signed in" is worth saying even when the network is down
         report.steps.append(await _timed("token", check_token, timeout_s))

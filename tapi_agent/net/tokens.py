@@ -16,8 +16,14 @@ planted entry, e.g. `v1#30000000#...`) is read as no stored session, costing not
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import keyring
@@ -279,3 +285,68 @@ class MemoryTokenStore:
     def delete(self, account: str) -> None:
         """Forget `account`."""
         self._data.pop(account, None)
+
+
+class ProcessLock:
+    """One process of this user refreshes the session at a time.
+
+    The refresh token rotates: a second process (`tapi-agent diagnose`, `sign-out`, a second
+    agent starting) that refreshed with the same token would present a spent one, and the
+    provider revokes the whole session as a reuse, signing the user out. So a refresh holds
+    this lock, an exclusive lock on a file in the user's private runtime directory (`flock`
+    on POSIX, `msvcrt.locking` on Windows; released by the OS if the process dies), and
+    re-reads the store first (`Session.refresh`). The lock is polled, never waited on in a
+    thread, so a cancelled refresh cannot leave a thread holding it.
+    """
+
+    def __init__(self, path: Path, *, timeout_s: float = 30.0) -> None:
+        self.path = path
+        self.timeout_s = timeout_s
+        self._fh: Any = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; False when another process holds it."""
+        fh = open(self.path, "a+b")  # noqa: SIM115 - kept open while the lock is held
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        """Let the next process in."""
+        fh, self._fh = self._fh, None
+        if fh is None:
+            return
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                fh.seek(0)
+                msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
+        finally:
+            fh.close()  # closing also drops a flock
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Hold the lock for the body; TimeoutError after `timeout_s` of someone else's turn."""
+        deadline = time.monotonic() + self.timeout_s
+        while not self.try_acquire():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"another TAPI Agent process held {self.path} for "
+                                   f"{self.timeout_s:g} s")
+            await asyncio.sleep(0.05)  # a file lock has no event to wait on
+        try:
+            yield
+        finally:
+            self.release()

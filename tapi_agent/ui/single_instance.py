@@ -24,6 +24,7 @@ log = logging.getLogger("tapi_agent.ui.single_instance")
 
 SHOW = b"show\n"
 SIGN_OUT = b"sign-out\n"  # `tapi-agent sign-out`: end the running agent's session
+PING = b"ping\n"  # `tapi-agent diagnose`: is an agent running? (read and ignored)
 CONNECT_TIMEOUT_MS = 1000
 
 
