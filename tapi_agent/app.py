@@ -29,9 +29,10 @@ log = logging.getLogger("tapi_agent.app")
 # ---------------------------------------------------------------------------- command line
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `tapi-agent` command line (DESIGN.md section 8 fixes these names)."""
-    common = argparse.ArgumentParser(add_help=False)
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """The options every command takes; `suppress` leaves an absent one unset (for subcommands)."""
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False, argument_default=default)
     common.add_argument("--server", metavar="URL", help="backend origin (default from settings)")
     common.add_argument("--config", metavar="FILE", type=Path,
                         help="user settings file to use instead of the default one")
@@ -40,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", metavar="LEVEL",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                         help="DEBUG, INFO, WARNING or ERROR")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tapi-agent` command line (DESIGN.md section 8 fixes these names).
+
+    The common options go before or after the subcommand: the subcommands' copies default to
+    SUPPRESS, so a value given before the subcommand is not reset to None by the subparser
+    (after it, the later one wins)."""
+    common = _common_options(suppress=False)
     parser = argparse.ArgumentParser(
         prog="tapi-agent", parents=[common],
         description="Screen pops for calls pushed through Reapit's Notifications API.",
@@ -49,17 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     # app.autostart is on (tapi_agent/autostart.py). Not for people, so not in --help.
     parser.add_argument("--at-sign-in", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", parents=[common],
+    sub_common = _common_options(suppress=True)
+    demo = sub.add_parser("demo", parents=[sub_common],
                           help="start an embedded mock backend and play calls (no set-up needed)")
     demo.add_argument("--negotiator", default="JAS", help="demo negotiator id (default JAS)")
     demo.add_argument("--calls", type=int, default=0,
                       help="stop playing after this many calls (default: play forever)")
     demo.add_argument("--gap", type=float, default=1.0, metavar="SECONDS",
                       help="speed of the demo: seconds between call steps (default 1.0)")
-    diag = sub.add_parser("diagnose", parents=[common],
+    diag = sub.add_parser("diagnose", parents=[sub_common],
                           help="check config, DNS, TCP, TLS, token and the websocket; exit 0 if OK")
     diag.add_argument("--timeout", type=float, default=5.0, help="seconds per step (default 5)")
-    sub.add_parser("sign-out", parents=[common],
+    sub.add_parser("sign-out", parents=[sub_common],
                    help="sign the running agent out (or end the saved session when none runs)")
     return parser
 
