@@ -5,8 +5,10 @@ Where the name lives matters: a socket with a predictable name in the shared /tm
 created first by another local user, and every launch would then "hand over" to the squatter
 and exit: the agent would never start. On Unix the name is therefore a full path (QLocalServer
 takes one) inside the user's private runtime directory (`config.private_runtime_dir`: ours,
-mode 0700, so nobody else can put a socket there); `app` passes it in. On Windows it is a
-per-user pipe name.
+mode 0700, so nobody else can put a socket there); `app` passes it in. On Windows, where a
+pipe name is global, the name carries a random part kept in a file in the user's own
+`%LOCALAPPDATA%` runtime directory (`pipe_name`): another user cannot read it, so cannot
+create the pipe first.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import getpass
 import hashlib
 import logging
+import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -39,6 +43,8 @@ def default_name(runtime_dir: Path | None = None) -> str:
             raise ValueError("on Unix the single-instance socket needs the private runtime "
                              "directory (config.private_runtime_dir)")
         return str(runtime_dir / SOCKET_FILE)
+    if runtime_dir is not None:
+        return pipe_name(runtime_dir)
     try:
         user = getpass.getuser()
     except Exception:  # no user name in the environment (rare service contexts)
@@ -46,6 +52,32 @@ def default_name(runtime_dir: Path | None = None) -> str:
     # Hashed so that a user name with odd characters still gives a valid pipe/socket name.
     digest = hashlib.sha256(user.encode("utf-8")).hexdigest()[:16]
     return f"tapi-agent-{digest}"
+
+
+PIPE_ID_FILE = "instance-id"
+
+
+def pipe_name(runtime_dir: Path) -> str:
+    """A pipe name nobody else can guess: `tapi-agent-` and 32 random hex digits, made once
+    and kept in `runtime_dir` (the user's private directory). A name derived from the user
+    name, as before, let another user of a shared host (Remote Desktop, Citrix) create the
+    pipe first, so the agent handed over to the squatter and never started."""
+    path = runtime_dir / PIPE_ID_FILE
+    try:
+        token = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
+        token = secrets.token_hex(16)
+        temp = path.with_name(f".{PIPE_ID_FILE}.{secrets.token_hex(4)}")
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(token)
+            os.replace(temp, path)
+        except OSError as exc:  # a name this run alone uses still beats a guessable one
+            log.warning("single instance: cannot keep the pipe name in %s: %s", path, exc)
+    return f"tapi-agent-{token}"
 
 
 class SingleInstance(QObject):

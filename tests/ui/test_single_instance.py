@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pytestqt.qtbot import QtBot
@@ -112,3 +113,26 @@ def test_private_runtime_dir_passes_over_what_another_user_could_have_planted(
         other.mkdir(parents=True, mode=0o700)
         os.chown(other, 65534, 65534)
         assert private_runtime_dir(environ={}, temp_root=tmp_path / "t4") == got
+
+
+def test_windows_pipe_name_cannot_be_guessed_from_the_user_name(tmp_path: Path) -> None:
+    """On Windows pipe names are global: the name carries a random part kept in the user's
+    private directory, so another user of a shared host cannot create the pipe first."""
+    import hashlib
+    import stat
+
+    from tapi_agent.ui.single_instance import PIPE_ID_FILE, pipe_name
+
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir()
+    theirs.mkdir()
+    name = pipe_name(mine)
+    assert name == pipe_name(mine)  # kept: every launch of this user finds the same pipe
+    assert name != pipe_name(theirs)  # another profile, another name
+    assert name.startswith("tapi-agent-") and len(name) == len("tapi-agent-") + 32
+    guessable = hashlib.sha256(b"jane").hexdigest()[:16]
+    assert guessable not in name
+    assert stat.S_IMODE((mine / PIPE_ID_FILE).stat().st_mode) == 0o600
+    (mine / PIPE_ID_FILE).write_text("not-a-token")  # damaged: replaced, never used as is
+    repaired = pipe_name(mine)
+    assert repaired != "tapi-agent-not-a-token" and repaired == pipe_name(mine)
