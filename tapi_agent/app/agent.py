@@ -1,412 +1,20 @@
-"""Composition root: command line, settings, the worker thread, and the wiring of net <-> ui.
-
-Start-up in named steps (`main` -> `run_gui` -> `Agent.start`). `ui` and `net` never import each
-other: everything that crosses between them goes through this module. The asyncio loop lives in
-`AsyncWorker`'s thread; its results reach Qt as signals of `Bridge`, a QObject on the GUI thread.
-"""
+"""`Agent`: the running tray agent's parts, built on the GUI thread and wired together."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tapi_agent import __version__
-from tapi_agent.config import Paths, Settings, default_registry, load_settings
-
-if TYPE_CHECKING:
-    from tapi_agent.net.auth import ReapitConnect
+from tapi_agent.app.bridge import make_bridge
+from tapi_agent.app.connect import make_connect, process_lock
+from tapi_agent.config import Paths, Settings, default_registry
 
 log = logging.getLogger("tapi_agent.app")
-
-
-# ---------------------------------------------------------------------------- command line
-
-
-def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
-    """The options every command takes; `suppress` leaves an absent one unset (for subcommands)."""
-    default = argparse.SUPPRESS if suppress else None
-    common = argparse.ArgumentParser(add_help=False, argument_default=default)
-    common.add_argument("--server", metavar="URL", help="backend origin (default from settings)")
-    common.add_argument("--config", metavar="FILE", type=Path,
-                        help="user settings file to use instead of the default one")
-    common.add_argument("--log-json", metavar="PATH",
-                        help="write structured log events as JSON lines to PATH ('-' = stdout)")
-    common.add_argument("--log-level", metavar="LEVEL",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
-                        help="DEBUG, INFO, WARNING or ERROR")
-    return common
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The `tapi-agent` command line (DESIGN.md section 8 fixes these names).
-
-    The common options go before or after the subcommand: the subcommands' copies default to
-    SUPPRESS, so a value given before the subcommand is not reset to None by the subparser
-    (after it, the later one wins)."""
-    common = _common_options(suppress=False)
-    parser = argparse.ArgumentParser(
-        prog="tapi-agent", parents=[common],
-        description="Screen pops for calls pushed through Reapit's Notifications API.",
-    )
-    parser.add_argument("--version", action="version", version=f"tapi-agent {__version__}")
-    # Run entries (the MSI's and the user's) start the agent with this: it then goes on only when
-    # app.autostart is on (tapi_agent/autostart.py). Not for people, so not in --help.
-    parser.add_argument("--at-sign-in", action="store_true", help=argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub_common = _common_options(suppress=True)
-    demo = sub.add_parser("demo", parents=[sub_common],
-                          help="start an embedded mock backend and play calls (no set-up needed)")
-    demo.add_argument("--negotiator", default="JAS", help="demo negotiator id (default JAS)")
-    demo.add_argument("--calls", type=int, default=0,
-                      help="stop playing after this many calls (default: play forever)")
-    demo.add_argument("--gap", type=float, default=1.0, metavar="SECONDS",
-                      help="speed of the demo: seconds between call steps (default 1.0)")
-    diag = sub.add_parser("diagnose", parents=[sub_common],
-                          help="check config, DNS, TCP, TLS, token and the websocket; exit 0 if OK")
-    diag.add_argument("--timeout", type=float, default=5.0, help="seconds per step (default 5)")
-    sub.add_parser("sign-out", parents=[sub_common],
-                   help="sign the running agent out (or end the saved session when none runs)")
-    return parser
-
-
-def load_app_settings(args: argparse.Namespace, paths: Paths) -> Settings:
-    """Every settings layer, with the command line on top."""
-    cli: dict[str, Any] = {}
-    if args.server:
-        cli["server.url"] = args.server
-    if args.log_level:
-        cli["log.level"] = args.log_level
-    return load_settings(
-        machine_file=paths.machine_config,
-        user_file=args.config or paths.user_config,
-        registry=default_registry(),
-        cli=cli,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `tapi-agent`."""
-    args = build_parser().parse_args(argv)
-    paths = Paths.default()
-    settings = load_app_settings(args, paths)
-    if args.command == "diagnose":
-        return run_diagnose(args, settings)
-    if args.command == "sign-out":
-        return run_sign_out(settings)
-    if args.command == "demo" and not _mock_available():
-        print("tapi-agent demo needs the mock backend, which this installation leaves out.\n"
-              "Install it with: pip install 'tapi-agent[mock]'", file=sys.stderr)
-        return 2
-    return run_gui(args, settings, paths)
-
-
-def _mock_available() -> bool:
-    """The demo's embedded backend is an extra (and is left out of the frozen app)."""
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("tapi_agent.mock.server") is not None and \
-            importlib.util.find_spec("fastapi") is not None
-    except ImportError:
-        return False
-
-
-# ---------------------------------------------------------------------------- sign-out
-
-
-def _runtime_dir() -> Path | None:
-    """The user's private runtime directory (single-instance socket, token lock); None on
-    Windows, where the pipe name needs none. See `config.private_runtime_dir`."""
-    if sys.platform == "win32":
-        return None
-    from tapi_agent.config import private_runtime_dir
-
-    return private_runtime_dir()
-
-
-def run_sign_out(settings: Settings) -> int:
-    """`tapi-agent sign-out`: the running agent signs out (its session revoked at the provider
-    and ended in the browser); with no agent running, the saved session is ended the same way.
-    For shared PCs and scripts (a sign-off script, IT's remote tools)."""
-    from PySide6.QtCore import QCoreApplication
-
-    from tapi_agent.ui.single_instance import SIGN_OUT, default_name, tell
-
-    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
-    if tell(default_name(_runtime_dir()), SIGN_OUT):
-        print("Asked the running TAPI Agent to sign out.")
-        return 0
-    from tapi_agent.net.auth import Session
-    from tapi_agent.net.tokens import TokenStore
-
-    store = TokenStore()
-    if not store.available:
-        print("No agent is running and no credential store is available: nothing to sign out.")
-        return 0
-    session = Session(make_connect(settings, settings["server.url"]), store,
-                      process_lock=_process_lock())
-    ended = asyncio.run(session.sign_out_saved())
-    print("Signed out." if ended else "No saved session: nothing to sign out.")
-    return 0
-
-
-# ---------------------------------------------------------------------------- diagnose
-
-
-def run_diagnose(args: argparse.Namespace, settings: Settings) -> int:
-    """`tapi-agent diagnose`: print a readable report; 0 only when every step works."""
-    from tapi_agent.net.diagnose import diagnose, render_settings
-
-    print(render_settings(settings.values, settings.sources, settings.locked))
-    for err in settings.errors:
-        print(f"config: {err}", file=sys.stderr)
-    tokens = _diagnose_tokens(settings)
-    report = asyncio.run(
-        diagnose(settings["server.url"], tokens=tokens, product=settings["stream.product"],
-                 timeout_s=args.timeout, proxy=settings["network.proxy"])
-    )
-    print(report.render())
-    return 0 if report.ok and not settings.errors else 1
-
-
-def _diagnose_tokens(settings: Settings) -> Any:
-    """The stored session, if any (diagnose never starts a sign-in)."""
-    try:
-        from tapi_agent.net.auth import Session
-        from tapi_agent.net.tokens import TokenStore
-    except ImportError:  # pragma: no cover - partial installs
-        return None
-    store = TokenStore()
-    if not store.available:
-        return None
-    if _agent_running():
-        return _HeldByAgent()
-    return _RestoringTokens(Session(make_connect(settings, settings["server.url"]), store,
-                                    process_lock=_process_lock()))
-
-
-def _agent_running() -> bool:
-    """Whether a TAPI Agent of this user answers on the single-instance channel (a PING it
-    ignores: it neither shows itself nor changes anything)."""
-    try:
-        from PySide6.QtCore import QCoreApplication
-
-        from tapi_agent.ui.single_instance import PING, default_name, tell
-    except ImportError:  # pragma: no cover - partial installs
-        return False
-    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
-    try:
-        return tell(default_name(_runtime_dir()), PING)
-    except OSError:
-        return False
-
-
-class _HeldByAgent:
-    """diagnose's tokens while an agent runs: it does not refresh the session the agent holds.
-
-    A refresh rotates the refresh token; even with the process lock (`_process_lock`) making
-    that safe, diagnose has no business spending the agent's session: it reports that the
-    agent holds it and checks everything else (config, DNS, TCP, TLS, HTTP)."""
-
-    held_elsewhere = ("a running TAPI Agent holds the session (its status window shows it); "
-                      "not renewed here, which would spend the agent's refresh token")
-
-    async def access_token(self) -> str:
-        from tapi_agent.net.session import SessionGone
-
-        raise SessionGone(self.held_elsewhere)
-
-    async def refresh(self) -> str:
-        from tapi_agent.net.session import SessionGone
-
-        raise SessionGone(self.held_elsewhere)
-
-    def expires_at(self) -> float | None:
-        return None
-
-
-def _process_lock() -> Any:
-    """The lock every process of this user takes to refresh the session
-    (`net.tokens.ProcessLock`), in the private runtime directory; None without one."""
-    from tapi_agent.config import private_runtime_dir
-    from tapi_agent.net.tokens import ProcessLock
-
-    try:
-        return ProcessLock(private_runtime_dir() / "session.lock")
-    except OSError as exc:
-        log.warning("no private runtime directory (%s): session refreshes are not "
-                    "coordinated with other TAPI Agent processes", exc)
-        return None
-
-
-def make_connect(settings: Settings, server: str) -> ReapitConnect:
-    """The OpenID provider the settings name: `auth.issuer` (or the server), its client id,
-    the explicit `auth.*_url` endpoints, the negotiator claim, prompt and scope."""
-    from tapi_agent.net.auth import ReapitConnect
-    from tapi_agent.net.oidc import Endpoints
-
-    return ReapitConnect(
-        settings["auth.issuer"] or server,
-        settings["auth.client_id"],
-        proxy=settings["network.proxy"],
-        endpoints=Endpoints(
-            authorize=settings["auth.authorize_url"], token=settings["auth.token_url"],
-            userinfo=settings["auth.userinfo_url"], end_session=settings["auth.end_session_url"],
-            jwks=settings["auth.jwks_url"]),
-        negotiator_claim=settings["auth.negotiator_claim"],
-        prompt=settings["auth.prompt"],
-        scope=settings["auth.scope"],
-    )
-
-
-class _RestoringTokens:
-    """TokenSource over a Session that restores itself from the store on first use."""
-
-    def __init__(self, session: Any) -> None:
-        self._session = session
-        self._restored = False
-
-    async def _ensure(self) -> None:
-        if not self._restored:
-            self._restored = True
-            await self._session.restore()
-
-    async def access_token(self) -> str:
-        await self._ensure()
-        token: str = await self._session.access_token()
-        return token
-
-    async def refresh(self) -> str:
-        await self._ensure()
-        token: str = await self._session.refresh()
-        return token
-
-    def expires_at(self) -> float | None:
-        value: float | None = self._session.expires_at()
-        return value
-
-
-# ---------------------------------------------------------------------------- GUI
-
-
-def _qt_app() -> Any:
-    from tapi_agent.ui.feature_scan import skip_feature_source_scan
-
-    skip_feature_source_scan()  # before anything else is imported after Qt: see its docstring
-    from PySide6.QtWidgets import QApplication
-
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
-    app.setApplicationName("TAPI Agent")
-    app.setOrganizationName("TapiAgent")
-    app.setApplicationVersion(__version__)
-    app.setQuitOnLastWindowClosed(False)  # a tray app lives without windows
-    return app
-
-
-def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    """Run the tray agent (or the demo) until Quit."""
-    from tapi_agent.logs import install_crash_handler, setup_logging
-
-    setup_logging(log_dir=paths.log_dir, level=settings["log.level"], json_path=args.log_json)
-    for err in settings.errors:
-        log.warning("settings: %s", err)
-    from tapi_agent.autostart import should_run
-
-    if not should_run(getattr(args, "at_sign_in", False), settings["app.autostart"]):
-        log.info("not starting at sign-in: app.autostart is off (%s)",
-                 settings.sources["app.autostart"])
-        return 0
-    qt = _qt_app()
-
-    from tapi_agent.ui.single_instance import SingleInstance, default_name
-
-    instance = SingleInstance(default_name(_runtime_dir()))
-    if not instance.try_acquire():
-        log.info("another TAPI Agent is running for this user; it was asked to show itself")
-        return 0
-    from tapi_agent import winsession
-
-    session_hooks = winsession.install(qt)  # Windows: Restart Manager and session end
-
-    # The tray icon first, so the user sees the agent at once; everything else (pydantic
-    # models, httpx, websockets, the pops) is imported and built once the icon is docked.
-    tray = _early_tray()
-    demo = args.command == "demo"
-    holder: list[Agent] = []
-
-    def build() -> None:
-        agent = Agent(settings, paths, demo=demo, tray=tray,
-                      demo_negotiator=getattr(args, "negotiator", "JAS"),
-                      demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
-        holder.append(agent)
-        instance.activated.connect(agent.show_status)
-        instance.sign_out_requested.connect(agent.sign_out)
-        install_crash_handler(
-            lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
-        )  # the handler may run in the worker thread: cross by signal
-        qt.aboutToQuit.connect(agent.shutdown)
-        agent.start()
-        if settings.errors:  # logged above; the user must see them too (values redacted)
-            agent.bridge.notice.emit("Settings not applied",
-                                     "\n".join(str(err) for err in settings.errors))
-
-    if tray is None:
-        from PySide6.QtCore import QTimer
-
-        QTimer.singleShot(0, build)
-    else:
-        tray.when_docked(build)  # the rest only once the icon is in the tray: see when_docked
-    code: int = qt.exec()
-    for agent in holder:
-        agent.shutdown()
-    instance.release()
-    del session_hooks
-    return code
-
-
-def _early_tray() -> Any:
-    """The tray icon, shown as "connecting" before the rest of the agent is built; None when
-    this desktop has no tray (the agent then shows its status window)."""
-    from tapi_agent.core.connection import ConnectionStatus, ConnState
-    from tapi_agent.ui.tray import Tray
-
-    tray = Tray()
-    if not tray.available:
-        return None
-    tray.set_status(ConnectionStatus(ConnState.CONNECTING, 0, None, "Starting"), None)
-    return tray
-
-
-# ---------------------------------------------------------------------------- the agent
-
-
-def _make_bridge() -> Any:
-    """Create the Bridge class lazily so `tapi-agent diagnose` never imports Qt."""
-    from PySide6.QtCore import QObject, Signal
-
-    class Bridge(QObject):
-        """Signals from the worker thread to the GUI thread (queued across threads by Qt)."""
-
-        delivery = Signal(object)  # net.stream.Delivery
-        status = Signal(object)  # core.connection.ConnectionStatus
-        resync = Signal(str)
-        contacts = Signal(str, object)  # call key, list[Contact]
-        negotiators = Signal(object)  # dict[str, Negotiator]
-        deferred = Signal(object)  # list of deferred calls from the backend
-        identity = Signal(object)  # net.auth.Identity | None
-        journal = Signal(str, int, str)  # journal entry id, HTTP status (201: posted), reason
-        notice = Signal(str, str)  # title, text for the user
-        deleted = Signal(object)  # deferred ids the backend confirmed deleted
-
-    return Bridge()
 
 
 class Agent:
@@ -447,7 +55,7 @@ class Agent:
         self._stopped = False
         self._CallEvent = CallEvent
         self.worker = AsyncWorker()
-        self.bridge = _make_bridge()
+        self.bridge = make_bridge()
         self.mock: Any = None
         self.session: Any = None
         self.stream: Any = None
@@ -600,7 +208,7 @@ class Agent:
                 "a restart.",
             )
         self.session = Session(make_connect(self.settings, server), store,
-                               process_lock=_process_lock())
+                               process_lock=process_lock())
         # a refresh refused mid-session (the stream sees SessionGone) must reach the tray
         self.session.add_listener(
             lambda state, ident: self.bridge.identity.emit(None) if state == "signed_out"
@@ -866,7 +474,7 @@ class Agent:
 
             locked = self.settings.is_locked("app.autostart")
             shown = autostart.reconcile(
-                bool(self.settings["app.autostart"]), locked, command=_launch_command(),
+                bool(self.settings["app.autostart"]), locked, command=launch_command(),
                 machine=autostart.machine_entry(default_registry()))
             tray.set_autostart(shown, locked=locked)
         except Exception:
@@ -1008,7 +616,7 @@ class Agent:
         from tapi_agent import autostart
         from tapi_agent.config import save_user_settings
 
-        autostart.choose(enabled, command=_launch_command(),
+        autostart.choose(enabled, command=launch_command(),
                          machine=autostart.machine_entry(default_registry()))
         if self.settings.user_file is not None:
             for problem in save_user_settings(self.settings.user_file,
@@ -1050,12 +658,12 @@ class Agent:
         player = DemoPlayer(mock, neg, calls=self._demo_calls, gap=self._demo_gap)
         self.worker.submit(player.run())
 
-
 _JOURNAL_MARKS = {"logged": "logged", "pending": "logging…", "sending": "logging…",
                   "rejected": "not logged"}
 
 
-def _launch_command() -> list[str]:
+def launch_command() -> list[str]:
+    """How to start this agent again (the autostart entries): the frozen exe or this Python."""
     if getattr(sys, "frozen", False):
         return [sys.executable]
     return [sys.executable, "-m", "tapi_agent"]
