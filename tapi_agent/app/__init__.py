@@ -1,10 +1,19 @@
 """Composition root: parse the command line, load the settings, build the parts and wire them.
 
 Start-up in named steps (`main` -> `run_gui` -> `Agent.start`). The parts live in this package,
-one idea a module: `commands` (sign-out, diagnose), `connect` (the sign-in provider and the
-session lock), `bridge` (worker-to-GUI signals) and `agent` (the running agent's wiring). `ui` and
-`net` never import each other: everything that crosses between them goes through here. Heavy
-imports (Qt, httpx, pydantic) happen inside functions so `--version` and `diagnose` start fast.
+one idea a module:
+
+- `commands`: `tapi-agent sign-out` and `tapi-agent diagnose` (no tray);
+- `connect`: the sign-in provider, the private runtime directory, the session lock;
+- `agent`: the running agent, wiring the units below to the pops and the tray;
+- `session_flow` (sign-in, sign-out, identity), `missed_flow` (poll, persist, mark seen,
+  delete), `contacts` (look-up and its cache), `journal_flow` (queue, post, retry),
+  `demo_backend` (the embedded mock), `desktop` (settings, log folder, links, autostart),
+  `bridge` (the worker-to-GUI signals).
+
+`ui` and `net` never import each other: everything that crosses between them goes through here.
+Heavy imports (Qt, httpx, pydantic) happen inside functions, with `TYPE_CHECKING` imports for
+their types, so `--version` and `diagnose` start fast and mypy still checks the wiring.
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from tapi_agent import __version__
 from tapi_agent.app.agent import Agent, launch_command
-from tapi_agent.app.bridge import make_bridge
 from tapi_agent.app.commands import agent_running, run_diagnose, run_sign_out
 from tapi_agent.app.connect import make_connect, process_lock, runtime_dir
 from tapi_agent.config import Paths, Settings, default_registry, load_settings
@@ -31,7 +39,6 @@ if TYPE_CHECKING:
 # The names the app had before it became a package (tests, benchmarks, the frozen entry use some).
 _agent_running = agent_running
 _launch_command = launch_command
-_make_bridge = make_bridge
 _process_lock = process_lock
 _runtime_dir = runtime_dir
 

@@ -1,0 +1,76 @@
+"""Sign-in and sign-out: the session in the credential store, its identity told to the GUI."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from tapi_agent.app.connect import make_connect, process_lock
+from tapi_agent.config import Settings
+
+if TYPE_CHECKING:
+    from tapi_agent.net.auth import Identity, Session
+
+log = logging.getLogger("tapi_agent.app")
+
+
+class SessionFlow:
+    """Opens (restores, or signs in through the browser) and ends the user's session; runs in
+    the worker and reports through `notice` and `identity` (signals to the GUI thread)."""
+
+    def __init__(self, settings: Settings, *, notice: Callable[[str, str], None],
+                 identity: Callable[[Identity | None], None]) -> None:
+        self._settings = settings
+        self._notice = notice
+        self._identity = identity
+        self.session: Session | None = None
+
+    @property
+    def signed_in(self) -> bool:
+        """Whether a session is open."""
+        return self.session is not None and self.session.signed_in
+
+    async def sign_in(self, server: str) -> Session | None:
+        """Restore the saved session or sign in; None (the user told why) when that failed."""
+        from tapi_agent.config import redirect_ports
+        from tapi_agent.net.auth import Session
+        from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
+
+        store: TokenStore | MemoryTokenStore = TokenStore()
+        if not store.available:
+            store = MemoryTokenStore()
+            self._notice(
+                "No credential store",
+                "No working credential store was found: you will have to sign in again after "
+                "a restart.",
+            )
+        session = Session(make_connect(self._settings, server), store,
+                          process_lock=process_lock())
+        self.session = session
+        # a refresh refused mid-session (the stream sees SessionGone) must reach the tray
+        session.add_listener(
+            lambda state, ident: self._identity(None) if state == "signed_out" else None
+        )
+        try:
+            restored = await session.restore()
+            if not restored:
+                await session.sign_in(port=redirect_ports(self._settings))
+        except Exception as exc:
+            log.warning("sign-in failed: %s", exc)
+            self._notice("Sign-in failed", str(exc))
+            self._identity(None)
+            return None
+        if session.store_problem:
+            self._notice("Credential store problem", session.store_problem)
+        if session.expiry_notice:
+            self._notice("Session cannot be renewed", session.expiry_notice)
+        self._identity(session.identity)
+        return session
+
+    async def sign_out(self) -> None:
+        """End the session (revoked at the provider, forgotten here); the identity goes."""
+        if self.session is None:
+            return
+        await self.session.sign_out()
+        self._identity(None)
