@@ -34,6 +34,7 @@ from tapi_agent.config import Paths, Settings, default_registry, load_settings
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QApplication
 
+    from tapi_agent.ui.single_instance import SingleInstance
     from tapi_agent.ui.tray import Tray
 
 # The names the app had before it became a package (tests, benchmarks, the frozen entry use some).
@@ -159,25 +160,13 @@ def _qt_app() -> QApplication:
 
 
 def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
-    """Run the tray agent (or the demo) until Quit."""
-    from tapi_agent.logs import install_crash_handler, setup_logging
-
-    setup_logging(log_dir=paths.log_dir, level=settings["log.level"], json_path=args.log_json)
-    for err in settings.errors:
-        log.warning("settings: %s", err)
-    from tapi_agent.autostart import should_run
-
-    if not should_run(getattr(args, "at_sign_in", False), settings["app.autostart"]):
-        log.info("not starting at sign-in: app.autostart is off (%s)",
-                 settings.sources["app.autostart"])
+    """Run the tray agent (or the demo) until Quit, in named steps."""
+    _init_logging(args, settings, paths)
+    if not _wanted_now(args, settings):
         return 0
     qt = _qt_app()
-
-    from tapi_agent.ui.single_instance import SingleInstance, default_name
-
-    instance = SingleInstance(default_name(runtime_dir()))
-    if not instance.try_acquire():
-        log.info("another TAPI Agent is running for this user; it was asked to show itself")
+    instance = _claim_single_instance()
+    if instance is None:
         return 0
     from tapi_agent import winsession
 
@@ -186,24 +175,12 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     # The tray icon first, so the user sees the agent at once; everything else (pydantic
     # models, httpx, websockets, the pops) is imported and built once the icon is docked.
     tray = _early_tray()
-    demo = args.command == "demo"
     holder: list[Agent] = []
 
     def build() -> None:
-        agent = Agent(settings, paths, demo=demo, tray=tray,
-                      demo_negotiator=getattr(args, "negotiator", "JAS"),
-                      demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
-        holder.append(agent)
-        instance.activated.connect(agent.show_status)
-        instance.sign_out_requested.connect(agent.sign_out)
-        install_crash_handler(
-            lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
-        )  # the handler may run in the worker thread: cross by signal
-        qt.aboutToQuit.connect(agent.shutdown)
-        agent.start()
-        if settings.errors:  # logged above; the user must see them too (values redacted)
-            agent.bridge.notice.emit("Settings not applied",
-                                     "\n".join(str(err) for err in settings.errors))
+        agent = _build_agent(args, settings, paths, qt=qt, instance=instance, tray=tray)
+        holder.append(agent)  # shut down after exec() even if start() fails
+        _start_agent(agent, settings)
 
     if tray is None:
         from PySide6.QtCore import QTimer
@@ -217,6 +194,62 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     instance.release()
     del session_hooks
     return code
+
+
+def _init_logging(args: argparse.Namespace, settings: Settings, paths: Paths) -> None:
+    """Log files (and --log-json), with the settings' problems logged first."""
+    from tapi_agent.logs import setup_logging
+
+    setup_logging(log_dir=paths.log_dir, level=settings["log.level"], json_path=args.log_json)
+    for err in settings.errors:
+        log.warning("settings: %s", err)
+
+
+def _wanted_now(args: argparse.Namespace, settings: Settings) -> bool:
+    """False for a start at sign-in while app.autostart is off (the Run entries' --at-sign-in)."""
+    from tapi_agent.autostart import should_run
+
+    if should_run(getattr(args, "at_sign_in", False), settings["app.autostart"]):
+        return True
+    log.info("not starting at sign-in: app.autostart is off (%s)",
+             settings.sources["app.autostart"])
+    return False
+
+
+def _claim_single_instance() -> SingleInstance | None:
+    """This user's one agent; None when another runs (it was asked to show itself)."""
+    from tapi_agent.ui.single_instance import SingleInstance, default_name
+
+    instance = SingleInstance(default_name(runtime_dir()))
+    if not instance.try_acquire():
+        log.info("another TAPI Agent is running for this user; it was asked to show itself")
+        return None
+    return instance
+
+
+def _build_agent(args: argparse.Namespace, settings: Settings, paths: Paths, *,
+                 qt: QApplication, instance: SingleInstance, tray: Tray | None) -> Agent:
+    """Build the agent and wire it to the single instance, the crash handler and Quit."""
+    from tapi_agent.logs import install_crash_handler
+
+    agent = Agent(settings, paths, demo=args.command == "demo", tray=tray,
+                  demo_negotiator=getattr(args, "negotiator", "JAS"),
+                  demo_calls=getattr(args, "calls", 0), demo_gap=getattr(args, "gap", 1.0))
+    instance.activated.connect(agent.show_status)
+    instance.sign_out_requested.connect(agent.sign_out)
+    install_crash_handler(
+        lambda text: agent.bridge.notice.emit("TAPI Agent hit a problem", text)
+    )  # the handler may run in the worker thread: cross by signal
+    qt.aboutToQuit.connect(agent.shutdown)
+    return agent
+
+
+def _start_agent(agent: Agent, settings: Settings) -> None:
+    """Start it; settings that could not be applied are shown once it can show them."""
+    agent.start()
+    if settings.errors:  # logged above; the user must see them too (values redacted)
+        agent.bridge.notice.emit("Settings not applied",
+                                 "\n".join(str(err) for err in settings.errors))
 
 
 def _early_tray() -> Tray | None:
