@@ -63,3 +63,9 @@ def test_server_given_either_side_of_diagnose_reaches_the_settings(argv, tmp_pat
     paths = Paths(machine_config=tmp_path / "machine.toml", user_config=tmp_path / "user.toml",
                   data_dir=tmp_path / "data", log_dir=tmp_path / "logs")
     assert app.load_app_settings(args, paths)["server.url"] == "https://before.example.test"
+
+
+def test_a_common_option_given_on_both_sides_takes_the_later_value():
+    args = app.build_parser().parse_args(
+        ["--log-level", "ERROR", "demo", "--log-level", "DEBUG"])
+    assert args.log_level == "DEBUG"
