@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from tapi_agent.app.contacts import MAX_CACHED_NUMBERS, ContactCache
+from tapi_agent.app.journal_flow import JournalFlow
 from tapi_agent.app.missed_flow import MissedFlow
 from tapi_agent.core.directory import Contact
+from tapi_agent.core.journal import JournalEntry
 from tapi_agent.net.api import ApiClient
 from tapi_agent.net.session import CallableTokenSource
 from tests.app.test_end_to_end import call, post
@@ -54,6 +56,45 @@ def test_missed_flow_polls_saves_and_deletes_only_what_was_seen(mock_server, tmp
     again = MissedFlow(file, submit=work.append, deliver=delivered.append,
                        deleted=deleted.append)
     assert [(c.call_id, c.seen) for c in again.calls.calls] == [("u-1", True)]
+
+
+def test_journal_flow_posts_reports_and_keeps_a_refused_entry_for_a_retry(mock_server, tmp_path):
+    work: list[Coroutine[Any, Any, None]] = []
+    reports: list[tuple[str, int, str]] = []
+    shown: list[tuple[str, str, str]] = []
+    notices: list[str] = []
+    armed: list[float | None] = []
+    flow = JournalFlow(tmp_path / "journal.json", backoff=None, submit=work.append,
+                       report=lambda *r: reports.append(r), show=lambda *s: shown.append(s),
+                       notify=lambda title, text: notices.append(title), arm=armed.append)
+    good = JournalEntry.new(call_id="u-ok", contact_id="OXF20000001", description="Call",
+                            now=time.time())
+    bad = JournalEntry.new(call_id="u-bad", contact_id="NOPE", description="Call",
+                           now=time.time())
+    assert flow.add(good, "pop-ok") and flow.add(bad, "pop-bad")
+    assert not flow.add(good, "pop-ok")  # the call has its entry already
+
+    async def mint() -> tuple[str, float]:
+        return mock_server.mint_token("JAS"), time.time() + 3600
+
+    async def post_all() -> None:
+        api = ApiClient(mock_server.base_url, CallableTokenSource(mint), proxy="none")
+        try:
+            flow.flush(api)
+            for job in work:
+                await job
+        finally:
+            await api.aclose()
+
+    asyncio.run(post_all())
+    assert {(r[0], r[1]) for r in reports} == {(good.id, 201), (bad.id, 422)}
+    for report in reports:
+        flow.result(*report)
+    assert ("pop-ok", "logged", "") in shown
+    assert [s[:2] for s in shown if s[0] == "pop-bad"] == [("pop-bad", "rejected")]
+    assert notices == ["Call not logged"]
+    assert flow.queue.status("u-bad") == "rejected" and flow.queue.next_due() is None
+    assert flow.retry("u-bad") and not flow.retry("u-never-logged")
 
 
 def test_missed_flow_starts_empty_from_a_damaged_file_and_leaves_it_alone(tmp_path):
