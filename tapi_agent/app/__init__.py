@@ -8,6 +8,7 @@ one idea a module:
 - `agent`: the running agent, wiring the units below to the pops and the tray;
 - `session_flow` (sign-in, sign-out, identity), `missed_flow` (poll, persist, mark seen,
   delete), `contacts` (look-up and its cache), `journal_flow` (queue, post, retry),
+  `recent_calls` (what Recent calls shows),
   `demo_backend` (the embedded mock), `desktop` (settings, log folder, links, autostart),
   `bridge` (the worker-to-GUI signals).
 

@@ -1,8 +1,9 @@
 """`Agent`: the running tray agent's parts, built on the GUI thread and wired together.
 
 The behaviour lives in the units it builds (`session_flow`, `missed_flow`, `contacts`,
-`journal_flow`, `demo_backend`, `desktop`); Agent connects their results to the pops and the
-tray. The worker thread reaches the GUI only through `Bridge` signals (DESIGN.md section 3).
+`journal_flow`, `recent_calls`, `demo_backend`, `desktop`); Agent connects their results to the
+pops and the tray. The worker thread reaches the GUI only through `Bridge` signals (DESIGN.md
+section 3).
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["Agent", "launch_command"]
 
 log = logging.getLogger("tapi_agent.app")
-
-_JOURNAL_MARKS = {"logged": "logged", "pending": "logging…", "sending": "logging…",
-                  "rejected": "not logged"}
-
 
 class Agent:
     """Everything the running agent is made of, wired together; built on the GUI thread."""
@@ -436,22 +433,13 @@ class Agent:
         """Recent calls in the tray, named and linked when a contact matched the caller."""
         if self.tray is None:
             return
+        from tapi_agent.app.recent_calls import recent_labels
+
         entries = self.pops.book.history
-        labels: dict[str, str] = {}
-        urls: dict[str, str] = {}
-        retry: dict[str, str] = {}  # refused journal entries: retried from Recent calls
-        for entry in entries:
-            found = self.contacts.cached(entry.caller) or []
-            if found:
-                labels[entry.key] = found[0].name
-                urls[entry.key] = self.links.record_url(found[0].id)
-            status = self.journal.status(entry.call_id or entry.key) or ""
-            logged = _JOURNAL_MARKS.get(status)
-            if logged:
-                labels[entry.key] = f"{labels.get(entry.key) or entry.caller} ({logged})"
-            if status == "rejected":
-                retry[entry.key] = entry.call_id or entry.key
-        self.tray.set_history(entries, labels=labels, record_urls=urls, log_retry=retry)
+        shown = recent_labels(entries, contacts=self.contacts.cached, journal=self.journal,
+                              links=self.links)
+        self.tray.set_history(entries, labels=shown.labels, record_urls=shown.record_urls,
+                              log_retry=shown.log_retry)
 
     def _on_status(self, status: ConnectionStatus) -> None:
         self._status = status

@@ -15,8 +15,11 @@ from typing import Any
 from tapi_agent.app.contacts import MAX_CACHED_NUMBERS, ContactCache
 from tapi_agent.app.journal_flow import JournalFlow
 from tapi_agent.app.missed_flow import MissedFlow
+from tapi_agent.app.recent_calls import recent_labels
+from tapi_agent.core.calls import HistoryEntry
 from tapi_agent.core.directory import Contact
-from tapi_agent.core.journal import JournalEntry
+from tapi_agent.core.journal import JournalEntry, JournalQueue, MemoryStore
+from tapi_agent.core.links import Links
 from tapi_agent.net.api import ApiClient
 from tapi_agent.net.session import CallableTokenSource
 from tests.app.test_end_to_end import call, post
@@ -95,6 +98,22 @@ def test_journal_flow_posts_reports_and_keeps_a_refused_entry_for_a_retry(mock_s
     assert notices == ["Call not logged"]
     assert flow.queue.status("u-bad") == "rejected" and flow.queue.next_due() is None
     assert flow.retry("u-bad") and not flow.retry("u-never-logged")
+
+
+def test_recent_calls_name_link_and_mark_the_journal_state():
+    journal = JournalQueue(MemoryStore(), now=0.0)
+    journal.add(JournalEntry.new(call_id="c-ann", contact_id="C1", description="", now=0.0))
+    journal.add(JournalEntry.new(call_id="c-new", contact_id="C9", description="", now=0.0))
+    [refused] = [e for e in journal.take_due(0.0) if e.call_id == "c-new"]
+    journal.failed(refused.id, status=422, reason="no such contact", now=0.0)
+    entries = [HistoryEntry("k-ann", "c-ann", "0100", "line", 0.0, "answered", "JAS"),
+               HistoryEntry("k-new", "c-new", "0200", "line", 0.0, "answered", "JAS"),
+               HistoryEntry("k-odd", None, "0300", "line", 0.0, "missed", None)]
+    contacts = {"0100": [Contact("C1", "Ann Example")]}
+    shown = recent_labels(entries, contacts=contacts.get, journal=journal, links=Links())
+    assert shown.labels == {"k-ann": "Ann Example (logging…)", "k-new": "0200 (not logged)"}
+    assert shown.record_urls == {"k-ann": Links().record_url("C1")}
+    assert shown.log_retry == {"k-new": "c-new"}
 
 
 def test_missed_flow_starts_empty_from_a_damaged_file_and_leaves_it_alone(tmp_path):
