@@ -311,7 +311,10 @@ class Continuity:
     becomes the high-water mark (one bad frame would otherwise make every later event look like
     a repeat). The stream client rejects such a frame unacknowledged and resyncs. Only when the
     next far frame agrees with it (within `limit`) has the numbering really moved: `rebase`
-    makes the first far seq the new resume point, and a reconnect has both replayed.
+    forgets the old window and resumes from the watermark or from just before the first far
+    seq, whichever is lower, and a reconnect has the backend replay what it still holds from
+    there (a long stall that outran the backend's retention looks like this too: the replay
+    then says it is incomplete, and the pops resync).
 
     `classify` only looks; `record` remembers an event once it was handled, so an event that
     fails on the way to the GUI is not marked seen and comes again.
@@ -376,11 +379,14 @@ class Continuity:
         self._suspect = seq
 
     def rebase(self) -> int:
-        """The numbering moved to the suspect seq: forget the old range and resume just
-        before the suspect (returned), so that a reconnect replays it and what followed."""
+        """The numbering moved to around the suspect seq: forget the seq window and return the
+        resume point, the watermark or just before the suspect, whichever is lower, so that a
+        reconnect replays the suspect and whatever the backend still holds after the
+        watermark (nothing retained is skipped)."""
         assert self._suspect is not None
-        self.last_seq = max(0, self._suspect - 1)
-        self._ahead.clear()
+        if self._suspect - 1 < self.last_seq:
+            self.last_seq = max(0, self._suspect - 1)
+            self._ahead.clear()
         self._seen.clear()
         self._based = True
         self._suspect = None

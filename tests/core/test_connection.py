@@ -312,7 +312,7 @@ def test_a_seq_implausibly_far_ahead_never_becomes_the_high_water_mark() -> None
     assert c.classify("e", 10**9 + 1, None, "incomingCall") is Verdict.IMPLAUSIBLE  # forgotten
 
 
-def test_two_far_seqs_that_agree_mean_the_numbering_moved_and_rebase_resumes_before_them(
+def test_two_far_seqs_that_agree_mean_the_numbering_moved_and_nothing_retained_is_skipped(
 ) -> None:
     c = Continuity(limit=64)
     c.on_welcome("e")
@@ -320,9 +320,21 @@ def test_two_far_seqs_that_agree_mean_the_numbering_moved_and_rebase_resumes_bef
     c.suspect(500)
     assert c.classify("e", 501, None, "incomingCall") is Verdict.MOVED
     assert c.classify("e", 500, None, "incomingCall") is Verdict.IMPLAUSIBLE  # the same again
-    assert c.rebase() == 499
-    assert c.on_welcome("e").resume_seq == 499
+    # Up: resume from the watermark, so the backend replays all it still holds after it (a
+    # stall that outran the backend's retention looks just like this).
+    assert c.rebase() == 1
+    assert c.on_welcome("e").resume_seq == 1
     assert c.classify("e", 500, None, "incomingCall") is Verdict.NEW
+    assert c.accept("e", 300, None, "incomingCall")  # retained events of the gap still count
+
+
+def test_numbering_that_moved_down_resumes_just_before_the_new_range() -> None:
+    c = Continuity(limit=64)
+    c.on_welcome("e")
+    c.accept("e", 10**9, None, "incomingCall")  # a bogus first frame anchored the window
+    assert not c.accept("e", 42, None, "incomingCall")
+    assert not c.accept("e", 43, None, "incomingCall")  # moved: rebased
+    assert c.on_welcome("e").resume_seq == 41
 
 
 def test_classify_remembers_nothing_until_record() -> None:
