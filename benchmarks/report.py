@@ -176,6 +176,13 @@ def footprint(r: dict[str, Any]) -> str:
                      f"{idle['agent-arena2']['rssKbEnd'] / 1024:.1f} MiB",
                      f"{idle['agent-arena2']['rssKbEnd'] / idle['bare']['rssKbEnd']:.2f}x",
                      "≤ 1.5x", ""])
+    if "tapi-agent" in idle:
+        sh = idle["tapi-agent"]
+        rows.append(["idle RSS, the real `tapi-agent` command (signed in, dev venv)", "",
+                     f"{sh['rssKbEnd'] / 1024:.1f} MiB", f"{r['shippedRssRatio']:.2f}x",
+                     "≤ 1.5x", yes(r["shippedRssRatio"] <= 1.5)])
+        rows.append([f"idle CPU over {r['idleSeconds']:.0f} s, the real `tapi-agent`", "",
+                     f"{sh['cpuPercent']:.3f} %", "", "< 0.5 %", yes(sh["cpuPercent"] < 0.5)])
     rows.append([f"idle CPU over {r['idleSeconds']:.0f} s", f"{idle['bare']['cpuPercent']:.3f} %",
                  f"{idle['agent']['cpuPercent']:.3f} %", "", "< 0.5 %",
                  yes(r["targets"]["idle CPU under 0.5 %"])])
@@ -260,6 +267,83 @@ def soak(r: dict[str, Any], arena: dict[str, Any] | None) -> str:
     return table(["", "measured", "target", ""], rows)
 
 
+def shipped(r: dict[str, Any], big: dict[str, Any] | None, fp: dict[str, Any] | None) -> str:
+    """The real `tapi-agent` process (bench_shipped.py): soak, burst and idle, issue 14."""
+    def mib(kb: float) -> str:
+        return f"{kb / 1024:.1f} MiB"
+
+    runs = [x for x in (r, big) if x is not None]
+    rows: list[list[str]] = []
+    for x in runs:
+        s, b = x["soak"], x["burst"]
+        rows.append([f"soak: {s['calls']:,} calls one after another", mib(s["rssKbWarm"]),
+                     mib(s["rssKbEnd"]), f"{s['growthKb'] / 1024:+.1f} MiB", "within ±5 MiB",
+                     yes(abs(s["growthKb"]) <= 5 * 1024)])
+    out = [table(["shipped `tapi-agent`", "RSS after 100 calls (warm-up)", "RSS at the end",
+                  "growth", "target", ""], rows)]
+    rows = []
+    for x in runs:
+        b = x["burst"]
+        g = b["groups"]
+        rows.append([f"{b['calls']:,} ringing calls in bursts of 100",
+                     f"{g[0]['cpuMsPerCall']:.1f} ms", f"{g[-1]['cpuMsPerCall']:.1f} ms",
+                     f"{b['cpuRatioLastFirst']:.2f}x", f"{b['drainS']:.1f} s",
+                     mib(b["rssKbRest"]), mib(b["rssKbPeak"]),
+                     f"{mib(b['rssKbAfter'])} ({(b['rssKbAfter'] - b['rssKbRest']) / 1024:+.1f})",
+                     yes(b["cpuRatioLastFirst"] <= 2.0
+                         and b["rssKbAfter"] - b["rssKbRest"] <= 10 * 1024)])
+    out.append(table(["burst", "agent CPU per call, first 100", "last 100", "last/first",
+                      "posted and painted in", "RSS at rest", "peak", "60 s after it ended",
+                      "targets (≤ 2x, ≤ +10 MiB)"], rows))
+    rows = [[f"`tapi-agent` at rest, connected ({x['soak']['calls']:,}-call run)",
+             mib(x["idle"]["bareRssKb"]), mib(x["idle"]["agentRssKb"]),
+             f"{x['idleRatio']:.2f}x", "≤ 1.5x", yes(x["idleRatio"] <= 1.5)] for x in runs]
+    if fp is not None and "tapi-agent" in fp.get("idle", {}):
+        i = fp["idle"]
+        rows.append([f"`tapi-agent`, footprint benchmark ({fp['idleSeconds']:.0f} s idle)",
+                     mib(i["bare"]["rssKbEnd"]), mib(i["tapi-agent"]["rssKbEnd"]),
+                     f"{fp['shippedRssRatio']:.2f}x", "≤ 1.5x", yes(fp["shippedRssRatio"] <= 1.5)])
+        rows.append(["the harness agent (`--as-shipped`), same window",
+                     mib(i["bare"]["rssKbEnd"]), mib(i["agent"]["rssKbEnd"]),
+                     f"{fp['rssRatio']:.2f}x", "≤ 1.5x", yes(fp["rssRatio"] <= 1.5)])
+    out.append(table(["idle", "bare PySide6 tray", "agent", "ratio", "target", ""], rows))
+    return "\n\n".join(out)
+
+
+RUN4 = ("footprint", "shipped", "shipped-10k")
+
+
+def run4(results: dict[str, dict[str, Any] | None], key: str) -> str:
+    """The fourth run's time span (`measuredAt`) or commits (`commit`)."""
+    values = sorted({str(r[key]) for n in RUN4 if (r := results.get(n)) is not None})
+    if key == "measuredAt" and values:
+        return f"{values[0]} – {values[-1]}"
+    return ", ".join(values)
+
+
+def shipped_before(r: dict[str, Any]) -> str:
+    """The same shipped-process benchmark run on the code before issue 14 (4b31b13)."""
+    s, b = r["soak"], r["burst"]
+    g = b["groups"]
+    rows = [
+        ["soak: RSS after 100 calls → at the end", f"{s['rssKbWarm'] / 1024:.1f} → "
+         f"{s['rssKbEnd'] / 1024:.1f} MiB ({s['growthKb'] / 1024:+.1f} MiB, "
+         f"{s['growthKb'] / max(1, s['calls'] - 100):.0f} KiB a call)"],
+        [f"burst of {b['calls']:,}: agent CPU per call, first → last 100",
+         f"{g[0]['cpuMsPerCall']:.1f} → {g[-1]['cpuMsPerCall']:.1f} ms "
+         f"({b['cpuRatioLastFirst']:.2f}x); posted and painted in {b['drainS']:.1f} s"],
+        ["burst: RSS at rest → peak → 60 s after it ended",
+         f"{b['rssKbRest'] / 1024:.1f} → {b['rssKbPeak'] / 1024:.1f} → "
+         f"{b['rssKbAfter'] / 1024:.1f} MiB"],
+        ["idle RSS (bare tray app)", f"{r['idle']['agentRssKb'] / 1024:.1f} MiB "
+         f"({r['idle']['bareRssKb'] / 1024:.1f} MiB, {r['idleRatio']:.2f}x)"],
+    ]
+    return ("The same benchmark on the code before issue 14 (4b31b13, "
+            f"{r['soak']['calls']:,} calls and a burst of {r['burst']['calls']:,}, measured "
+            f"{r['measuredAt']}; `results/run3/shipped-before.json`):\n\n"
+            + table(["before (4b31b13)", ""], rows))
+
+
 def imports(r: dict[str, Any]) -> str:
     rows = [[f"+ {s['step']}", f"{s['ms']:.0f} ms", f"{s['rssKb'] / 1024:.1f} MiB",
              f"{s.get('msScan', 0):.0f} ms", f"{s.get('rssKbScan', 0) / 1024:.1f} MiB"]
@@ -338,6 +422,26 @@ def summary(results: dict[str, dict[str, Any] | None],
                      f"{idle['agent']['maxThreadWakeupsPerS']:.2f}/s", "no timer > 1/s",
                      yes(t["no timer firing more than once a second"]),
                      f"– / {fpb['idle']['agent']['maxThreadWakeupsPerS']:.2f}/s" if fpb else ""])
+    for key in ("shipped", "shipped-10k"):
+        sh = results.get(key)
+        if not sh:
+            continue
+        so, bu = sh["soak"], sh["burst"]
+        rows.append([f"Shipped `tapi-agent`: RSS after {so['calls']:,} calls vs after 100", "",
+                     f"{so['growthKb'] / 1024:+.1f} MiB", "within 5 MiB",
+                     yes(abs(so["growthKb"]) <= 5 * 1024), ""])
+        rows.append([f"Shipped `tapi-agent`: burst of {bu['calls']:,}, CPU/call last vs first 100",
+                     "", f"{bu['cpuRatioLastFirst']:.2f}x", "within 2x",
+                     yes(bu["cpuRatioLastFirst"] <= 2.0), ""])
+        rows.append([f"Shipped `tapi-agent`: RSS {bu['afterS']:.0f} s after the burst vs rest",
+                     "", f"{(bu['rssKbAfter'] - bu['rssKbRest']) / 1024:+.1f} MiB",
+                     "within 10 MiB", yes(bu["rssKbAfter"] - bu["rssKbRest"] <= 10 * 1024), ""])
+    if fp and "tapi-agent" in fp["idle"]:
+        rows.append(["Idle RSS, the real `tapi-agent` command",
+                     f"{fp['idle']['bare']['rssKbEnd'] / 1024:.1f} MiB",
+                     f"{fp['idle']['tapi-agent']['rssKbEnd'] / 1024:.1f} MiB "
+                     f"({fp['shippedRssRatio']:.2f}x)", "within 1.5x",
+                     yes(fp["shippedRssRatio"] <= 1.5), ""])
     rec, rb = results.get("recovery"), before.get("recovery")
     if rec:
         rows.append(["Backend restart → agent connected, p50 / p95",
@@ -353,12 +457,13 @@ def summary(results: dict[str, dict[str, Any] | None],
     sk = results.get("soak")
     if sk:
         t = sk["targets"]
-        rows.append([f"Soak: {sk['calls']:,} calls with faults, each accounted for once", "",
+        rows.append([f"Soak ({sk['measuredAt'][:10]}): {sk['calls']:,} calls with faults, "
+                     "each accounted for once", "",
                      json.dumps(sk["historyEntriesPerCall"]) + f" in {sk['durationS']:.0f} s",
                      "every call once, < 5 min",
                      yes(t["every call in the history exactly once"] and t["under 5 minutes"]
                          and t["no call popped twice"]), ""])
-        rows.append(["Soak: RSS growth after warm-up", "",
+        rows.append([f"Soak ({sk['measuredAt'][:10]}): RSS growth after warm-up", "",
                      f"{sk['rssGrowthKb'] / 1024:+.1f} MiB", "< 5 MB",
                      yes(t["RSS growth under 5 MB after warm-up"]), ""])
     return table(["", "floor", "ours (product now)", "target", "", "first run (before)"], rows)
@@ -481,7 +586,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="use the *-quick.json results")
     args = parser.parse_args()
     names = ["latency", "fanout", "throughput", "footprint", "recovery", "soak",
-             "soak-arena2", "import_costs", "popstack", "latency-xvfb"]
+             "soak-arena2", "import_costs", "popstack", "latency-xvfb", "shipped", "shipped-10k"]
     results = {n: load(n, args.quick) for n in names}
     before = {n: load_before(n) for n in names}
     run2 = {n: load_before(n, "run2") for n in names}
@@ -505,6 +610,11 @@ def main() -> int:
         "soak": lambda: soak(results["soak"], results["soak-arena2"]),  # type: ignore[arg-type]
         "imports": lambda: imports(results["import_costs"]),  # type: ignore[arg-type]
         "popstack": lambda: popstack(results["popstack"]),  # type: ignore[arg-type]
+        "shipped": lambda: shipped(results["shipped"], results["shipped-10k"],  # type: ignore[arg-type]
+                                   results["footprint"]),
+        "shipped_before": lambda: shipped_before(load_before("shipped-before", "run3")),  # type: ignore[arg-type]
+        "run4_time": lambda: run4(results, "measuredAt"),
+        "run4_commit": lambda: run4(results, "commit"),
     }
 
     def fill(match: re.Match[str]) -> str:
