@@ -42,3 +42,14 @@ def approving_mock() -> Iterator[MockServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """caplog capturing the structured events (DESIGN.md section 7) at INFO and above."""
+    import logging
+
+    from tapi_agent.core.log import EVENTS_LOGGER
+
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+    return caplog

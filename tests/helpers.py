@@ -8,7 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -55,3 +55,9 @@ def capturing_events(handler: H) -> Iterator[H]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old)
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    """The fields of every structured `name` event `caplog` captured (see the `log` fixture)."""
+    return [r.fields for r in caplog.records  # type: ignore[attr-defined]
+            if getattr(r, "event", None) == name]

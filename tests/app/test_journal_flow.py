@@ -4,7 +4,6 @@ once it is back, also across a restart of the agent), and a 422 shown once, not 
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,9 @@ from tapi_agent.app import Agent
 from tapi_agent.config import Paths, load_settings
 from tapi_agent.core.backoff import Backoff
 from tapi_agent.core.directory import Contact
-from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.net.session import CallableTokenSource
 from tests.app.test_end_to_end import call, connected, post
+from tests.helpers import events
 
 pytestmark = pytest.mark.qt_log_ignore(
     r"This plugin does not support (raise\(\)|grabbing the keyboard|propagateSizeHints)"
@@ -47,14 +46,8 @@ def entries(server: Any, contact: str = EMMA) -> list[dict[str, Any]]:
     return list(r.json()["_embedded"])
 
 
-def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [r.fields for r in caplog.records if getattr(r, "event", None) == name]  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
-    return caplog
 
 
 def answer_and_end(qtbot: Any, agent: Agent, server: Any, call_id: str,

@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -30,6 +29,7 @@ from tapi_agent.net.auth import (
 )
 from tapi_agent.net.session import SessionGone
 from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
+from tests.helpers import events
 from tests.net.test_tokens import WindowsLikeKeyring
 
 
@@ -89,9 +89,6 @@ def with_state(value: str | None) -> Callable[[str], str]:
     return tamper
 
 
-def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [r.fields for r in caplog.records  # type: ignore[attr-defined]
-            if getattr(r, "event", None) == name]
 
 
 def test_pkce_challenge_is_the_s256_of_the_verifier() -> None:

@@ -12,8 +12,10 @@ from pytestqt.qtbot import QtBot
 from tapi_agent.core.calls import CallSettings
 from tapi_agent.core.links import Links
 from tapi_agent.ui.popstack import PopStack
-from tests.ui.test_popstack import JANE, TOM, FakeClock, ev
+from tests.ui.test_popstack import JANE, TOM, FakeClock, MakeStack, ev, make_stack
 from tests.ui.test_popup import Opener
+
+__all__ = ["make_stack"]  # the fixture, re-used
 
 pytestmark = pytest.mark.qt_log_ignore(
     r"This plugin does not support (raise\(\)|grabbing the keyboard|propagateSizeHints)"
@@ -23,18 +25,9 @@ SLOW = CallSettings(linger_s=5, ring_timeout_s=60)
 
 
 @pytest.fixture
-def stacks(qtbot: QtBot) -> Any:
-    made: list[PopStack] = []
-
-    def make(**kw: Any) -> PopStack:
-        kw.setdefault("call_settings", SLOW)
-        stack = PopStack("JAS", **kw)
-        made.append(stack)
-        return stack
-
-    yield make
-    for stack in made:
-        stack.close_all()
+def stacks(make_stack: MakeStack) -> MakeStack:
+    """test_popstack's `make_stack`, with timings slow enough to act on an ended pop."""
+    return lambda **kw: make_stack(**{"call_settings": SLOW, **kw})
 
 
 def answered_and_ended(stack: PopStack, clock: FakeClock, contacts: list[Any]) -> None:

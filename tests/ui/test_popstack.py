@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -16,8 +15,8 @@ from pytestqt.qtbot import QtBot
 
 from tapi_agent.core.calls import CallEvent, CallSettings
 from tapi_agent.core.directory import Contact
-from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.ui.popstack import PopStack
+from tests.helpers import events
 from tests.ui.test_popup import Opener
 
 pytestmark = pytest.mark.qt_log_ignore(
@@ -44,14 +43,8 @@ class FakeClock:
         return self.now
 
 
-def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [r.fields for r in caplog.records if getattr(r, "event", None) == name]  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
-    return caplog
 
 
 MakeStack = Callable[..., PopStack]

@@ -16,6 +16,7 @@ from tapi_agent.core.calls import CallView
 from tapi_agent.core.directory import Contact
 from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.ui.popup import PopCard, format_duration, format_number, line_label
+from tests.helpers import events
 
 # Limits of Qt's offscreen platform (it cannot raise windows, grab the keyboard for a menu or
 # pass size hints to a window manager); on a real display these calls work.
@@ -61,8 +62,6 @@ def make(qtbot: QtBot, v: CallView | None = None, now: float = T0 + 7, **kw: Any
     return card
 
 
-def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
-    return [r.fields for r in caplog.records if getattr(r, "event", None) == name]  # type: ignore[attr-defined]
 
 
 # -- states --------------------------------------------------------------------------------------
