@@ -20,8 +20,7 @@ import httpx
 from tapi_agent.core.directory import Contact, Negotiator
 from tapi_agent.core.missed import DeferredCall
 from tapi_agent.net.http import make_http_client
-from tapi_agent.net.oidc import is_loopback_host
-from tapi_agent.net.session import TokenSource
+from tapi_agent.net.session import TokenSource, secrets_may_go_to
 from tapi_agent.protocol import ValidationFailed, validate_envelope
 
 _log = logging.getLogger(__name__)
@@ -210,7 +209,7 @@ async def delete_seen(api: ApiClient, deferred_ids: list[str]) -> list[str]:
 def _require_secure(url: str, method: str, path: str) -> None:
     """A bearer token goes over https, or plain http to this PC only."""
     parts = httpx.URL(url)
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.host)):
+    if parts.scheme in ("https", "http") and secrets_may_go_to(parts.scheme, parts.host):
         return
     raise ApiError(0, f"{method} {path}: refusing to send the session's token to "
                       f"{parts.scheme}://{parts.host} in clear text; use https://")

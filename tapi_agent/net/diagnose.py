@@ -25,8 +25,8 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from tapi_agent.core.redact import redact_value
 from tapi_agent.net.http import make_http_client, tls_context
-from tapi_agent.net.session import SessionGone, TokenSource
-from tapi_agent.net.stream import InsecureServerError, is_loopback_host, stream_url
+from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
+from tapi_agent.net.stream import InsecureServerError, stream_url
 from tapi_agent.protocol import FrameError, WelcomeFrame, parse_server_frame
 
 # websockets logs the upgrade request's headers (the bearer token) at DEBUG: pin its logger.

@@ -17,12 +17,13 @@ Each failure names the check that failed.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from tapi_agent.net.session import secrets_may_go_to
 
 # Asymmetric algorithms only: a public client has no secret, so an HMAC "signature" proves
 # nothing, and `none` is no signature at all.
@@ -100,18 +101,6 @@ def same_issuer(a: str, b: str) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
-def is_loopback_host(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or `localhost`: traffic that never leaves this PC."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def require_secure(url: str, what: str, setting: str) -> None:
     """Refuse to send a secret in clear text: https, or http to this PC only."""
     try:
@@ -122,9 +111,7 @@ def require_secure(url: str, what: str, setting: str) -> None:
     if parts.username or parts.password:
         raise AuthError(f"{what}: the URL must not carry a user name or password "
                         f"(setting {setting})")
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and is_loopback_host(host):
+    if parts.scheme in ("https", "http") and secrets_may_go_to(parts.scheme, host):
         return
     raise AuthError(
         f"{what}: refusing to send sign-in secrets to {parts.scheme}://{host or ''} in clear "

@@ -1,11 +1,14 @@
-"""What the stream and the API client need from a signed-in session: access tokens.
+"""What the stream and the API client need from a signed-in session: access tokens, and the
+one rule for where a session's secrets may go.
 
 `TokenSource` is implemented by the Reapit Connect session (`net/auth.py`) and, for the demo and
-tests, by `CallableTokenSource`.
+tests, by `CallableTokenSource`. `secrets_may_go_to` is the rule the sign-in, the API client and
+the stream apply before they send a code, a verifier or a token: encrypted, or to this PC.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -55,3 +58,23 @@ class CallableTokenSource:
 
     def expires_at(self) -> float | None:
         return self._expires
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): traffic that never
+    leaves this PC."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def secrets_may_go_to(scheme: str, host: str | None) -> bool:
+    """https/wss to any host, or plain http/ws to this PC only."""
+    if scheme in ("https", "wss"):
+        return bool(host)
+    return scheme in ("http", "ws") and is_loopback_host(host)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 import ssl
@@ -29,7 +28,7 @@ from tapi_agent.core.backoff import Backoff
 from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity, Verdict
 from tapi_agent.core.log import log_event
 from tapi_agent.core.redact import redact_url
-from tapi_agent.net.session import SessionGone, TokenSource
+from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
 from tapi_agent.protocol import (
     MAX_FRAME_BYTES,
     AckFrame,
@@ -84,16 +83,6 @@ def route_source(peer_ip: str) -> str | None:
 
 class InsecureServerError(ValueError):
     """The server URL would send the token in clear text to a host that is not this machine."""
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
-    if host.lower() in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def stream_url(server_url: str, product: str = "AgencyCloud") -> str:
