@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import truststore
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
@@ -28,6 +27,7 @@ from tapi_agent.core.backoff import Backoff
 from tapi_agent.core.connection import ConnectionMachine, ConnectionStatus, Continuity, Verdict
 from tapi_agent.core.log import log_event
 from tapi_agent.core.redact import redact_url
+from tapi_agent.net.http import tls_context
 from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
 from tapi_agent.protocol import (
     MAX_FRAME_BYTES,
@@ -449,8 +449,9 @@ class StreamClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            # The OS trust store, so corporate TLS-inspecting proxies' roots are honoured.
-            self._ssl = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            # The OS trust store, so corporate TLS-inspecting proxies' roots are honoured; the
+            # context the HTTP clients use too (one copy of the CA bundle in the process).
+            self._ssl = tls_context()
         return self._ssl
 
     async def _refused(self, status_code: int) -> float | None:
