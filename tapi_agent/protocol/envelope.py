@@ -8,7 +8,6 @@ with `strict=False` so a newer backend adding fields does not break older agents
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -22,32 +21,13 @@ from pydantic import (
     ValidationError,
 )
 
-TYPES: tuple[str, ...] = ("telephony",)
-SUBTYPES: dict[str, tuple[str, ...]] = {
-    "telephony": ("incomingCall", "answeredCall", "endedCall", "missedCall"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One validation problem: the dotted path of the field and what is wrong with it."""
-
-    field: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
-
-
-class ValidationFailed(ValueError):
-    """Raised when an envelope or payload does not match the contract; carries every problem."""
-
-    def __init__(self, errors: list[FieldError], description: str = "") -> None:
-        self.errors = errors
-        self.description = description or "One or more fields failed validation"
-        super().__init__(
-            self.description + ": " + "; ".join(f"{e.field}: {e.message}" for e in errors)
-        )
+from tapi_agent.protocol.common import (
+    SUBTYPES,
+    TIMESTAMP_HINT,
+    TYPES,
+    FieldError,
+    ValidationFailed,
+)
 
 
 def _parse_timestamp(value: Any) -> Any:
@@ -58,9 +38,7 @@ def _parse_timestamp(value: Any) -> Any:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(
-            "must be an ISO 8601 date-time such as 2023-11-01T10:28:00 or 2023-11-01T10:28:00Z"
-        ) from None
+        raise ValueError(TIMESTAMP_HINT) from None
 
 
 Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]

@@ -21,23 +21,13 @@ from pydantic import (
     field_validator,
 )
 
+from tapi_agent.protocol.common import MAX_FRAME_BYTES, FrameError, check_sent_at
 from tapi_agent.protocol.envelope import (
     Envelope,
     Timestamp,
     ValidationFailed,
     validate_envelope,
 )
-
-MAX_FRAME_BYTES = 128 * 1024
-"""A frame larger than this is refused unread (a POST body is at most 64 KiB)."""
-
-
-class FrameError(ValueError):
-    """A frame that cannot be used: not JSON, unknown type, invalid fields or too large."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 class _Frame(BaseModel):
@@ -65,13 +55,7 @@ class NotificationFrame(_Frame):
     @field_validator("sentAt")
     @classmethod
     def _sent_at_in_range(cls, value: datetime) -> datetime:
-        # A time at the very edge of datetime's range cannot be converted to UTC or to epoch
-        # seconds (OverflowError): refuse it here, before its seq could be counted as seen.
-        try:
-            (value if value.tzinfo is None else value.astimezone(UTC)).replace(
-                tzinfo=UTC).timestamp()
-        except (OverflowError, ValueError, OSError):
-            raise ValueError("out of range: not a time the backend can have sent") from None
+        check_sent_at(value)  # before its seq could be counted as seen (issue 14)
         return value
 
     @property
