@@ -392,6 +392,19 @@ class Continuity:
         self._suspect = None
         return self.last_seq
 
+    def skip_lost(self, lowest: int) -> None:
+        """The backend said events after the watermark were lost to its retention (an
+        incomplete replay) and replayed from `lowest`: nothing below it can come again (it was
+        lost, or acknowledged already), so the watermark moves up to just before it. The next
+        resume then starts after the loss, and the backend does not report it again (each
+        report makes the pops resync)."""
+        if lowest - 1 <= self.last_seq:
+            return
+        self.last_seq = lowest - 1
+        self._based = True
+        self._ahead = {s for s in self._ahead if s > self.last_seq}
+        self._advance()
+
     def record(self, seq: int, call_id: str | None, sub_type: str) -> None:
         """Remember a handled event (idempotent)."""
         self._suspect = None  # a plausible seq: the last far one was a glitch

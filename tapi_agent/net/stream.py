@@ -127,6 +127,8 @@ class _Link:
     epoch: str = ""
     heartbeat_s: float = _DEFAULT_HEARTBEAT_S
     replaying: bool = False
+    lowest_seq: int | None = None  # the lowest plausible seq this connection brought
+    lost: bool = False  # its replay said events after our resume point were lost
 
 
 class StreamClient:
@@ -265,8 +267,15 @@ class StreamClient:
         if isinstance(frame, NotificationFrame):
             return self._on_notification(frame)
         if isinstance(frame, ReplayedFrame):
-            self._link.replaying = False
+            link = self._link
+            link.replaying = False
             if not frame.complete:
+                # The replay starts at the oldest event the backend still holds (frames on one
+                # connection come in order): what lies below was lost, and is skipped so that
+                # the next resume does not report the same loss again.
+                link.lost = True
+                if link.lowest_seq is not None:
+                    self._continuity.skip_lost(link.lowest_seq)
                 self._resync("replay_incomplete")
             return []
         assert isinstance(frame, HeartbeatFrame)
@@ -313,6 +322,8 @@ class StreamClient:
         seq, call_id, sub_type = frame.seq, env.payload.id, env.subType
         continuity = self._continuity
         verdict = continuity.classify(self._link.epoch, seq, call_id, sub_type)
+        if verdict is Verdict.NEW or verdict is Verdict.DUPLICATE:
+            self._note_link_seq(seq)
         if verdict is Verdict.DUPLICATE:
             log.info("notification seq %s (%s) is a duplicate: acked, not shown again",
                      seq, sub_type)
@@ -354,6 +365,15 @@ class StreamClient:
                                 f"({type(exc).__name__}); not acked")
         continuity.record(seq, call_id, sub_type)
         return self._ack(seq)
+
+    def _note_link_seq(self, seq: int) -> None:
+        link = self._link
+        if link.lowest_seq is None or seq < link.lowest_seq:
+            link.lowest_seq = seq
+            if link.lost:
+                # Nothing had come before the incomplete replay (it replayed nothing): the
+                # first event after it is the oldest the backend holds.
+                self._continuity.skip_lost(seq)
 
     def _resync(self, reason: str) -> None:
         try:

@@ -141,6 +141,21 @@ def test_watermark_never_passes_a_gap_so_a_resume_cannot_lose_the_missing_event(
     assert not c.accept("e1", 4, None, "incomingCall")
 
 
+def test_a_gap_the_backend_reported_lost_is_skipped_and_never_moves_the_watermark_down() -> None:
+    c = Continuity()
+    c.on_welcome("e1")
+    for seq in (1, 2, 9, 10, 12):  # 3-8 lost to the backend's retention, 11 still on its way
+        c.accept("e1", seq, None, "incomingCall")
+    assert c.on_welcome("e1").resume_seq == 2
+    c.skip_lost(9)  # the incomplete replay started at 9
+    assert c.last_seq == 10  # up to the next real gap, which a resume must still fill
+    assert c.on_welcome("e1").resume_seq == 10
+    c.skip_lost(4)  # an older report changes nothing
+    assert c.last_seq == 10
+    assert c.accept("e1", 11, None, "incomingCall")
+    assert c.last_seq == 12
+
+
 def test_frames_for_another_epoch_than_the_welcome_are_refused() -> None:
     c = Continuity()
     c.on_welcome("e1")

@@ -590,6 +590,48 @@ def test_incomplete_replay_after_retention_loss_asks_for_a_resync(events: Events
         server.stop()
 
 
+def test_an_old_retention_loss_is_not_reported_again_on_the_next_reconnect(
+    events: Events,
+) -> None:
+    """After a resume that came back incomplete (events lost to the backend's retention), the
+    lost seqs can never come: the next resume starts after them, so the backend does not say
+    "incomplete" again and the pops are not closed a second time for the same old loss."""
+    server = MockServer(port=0, heartbeat_ms=2000, retention_max=2)
+    server.start()
+
+    async def offline_then_back(h: Harness, posts: list[str]) -> None:
+        await h.fault("reject", status=503)
+        await h.fault("drop")
+        await h.until(lambda: h.client.status.state is not ConnState.CONNECTED)
+        for call_id in posts:
+            await h.post(call_id)
+        await h.clear_faults()
+        h.client.reconnect_now()
+
+    async def scenario() -> None:
+        async with Harness(server) as h:
+            await h.connected()
+            await h.post("seen-1")  # the client's watermark is anchored in the epoch
+            await h.until(lambda: h.call_ids() == ["seen-1"], what="the first event")
+            await offline_then_back(h, [f"offline-{i}" for i in range(1, 6)])
+            await h.until(lambda: h.resyncs, what="the first replay")
+            assert h.call_ids() == ["seen-1", "offline-4", "offline-5"]
+            await h.until(lambda: not server.state.hub.channel(NEG).retained, what="acks")
+            # Nothing is lost this time: one event while offline, within retention.
+            await offline_then_back(h, ["offline-6"])
+            await h.until(lambda: h.call_ids()[-1:] == ["offline-6"], what="the replay")
+            await h.post("live-7")  # after the `replayed` frame on the same connection
+            await h.until(lambda: h.call_ids()[-1:] == ["live-7"], what="a live event")
+            resumes = await h.journal("resume")
+            assert [r["complete"] for r in resumes] == [False, True]
+            assert h.resyncs == ["replay_incomplete"]
+
+    try:
+        run(scenario)
+    finally:
+        server.stop()
+
+
 def test_thousand_events_with_20_random_drops_duplicates_and_reorder_arrive_exactly_once(
     mock_server: MockServer,
 ) -> None:
