@@ -28,6 +28,7 @@ import httpx
 
 from tapi_agent.core.log import log_event
 from tapi_agent.net.http import make_http_client
+from tapi_agent.net.id_token_child import verify_in_child
 from tapi_agent.net.oidc import (
     AuthError,
     AuthUnavailable,
@@ -41,8 +42,7 @@ from tapi_agent.net.oidc import (
     parse_json_document,
     require_secure,
     same_issuer,
-    token_header,
-    verify_id_token,
+    unverified_kid,
 )
 from tapi_agent.net.session import SessionGone
 from tapi_agent.net.tokens import MemoryTokenStore, ProcessLock, TokenStore, TokenStoreError
@@ -272,10 +272,14 @@ class ReapitConnect:
         })
 
     async def verify_id_token(self, id_token: str, nonce: str | None) -> dict[str, Any]:
-        """The claims of a verified ID token (IdTokenError names the failed check)."""
-        keys = await self.signing_keys(token_header(id_token).get("kid"))
-        return verify_id_token(id_token, keys=keys, metadata=await self.metadata(),
-                               client_id=self.client_id, nonce=nonce)
+        """The claims of a verified ID token (IdTokenError names the failed check).
+
+        The keys and metadata are fetched here, with the agent's HTTP client; the checks run
+        in a short-lived child process, so the agent never loads PyJWT or cryptography (see
+        `id_token_child`)."""
+        keys = await self.signing_keys(unverified_kid(id_token))
+        return await verify_in_child(id_token, keys=keys, metadata=await self.metadata(),
+                                     client_id=self.client_id, nonce=nonce)
 
     async def userinfo(self, access_token: str) -> dict[str, Any]:
         """The UserInfo claims for an access token ({} when the provider has no endpoint)."""

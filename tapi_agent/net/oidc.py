@@ -13,10 +13,14 @@ signature against the provider's JWKS (`kid`; an unknown `kid` refetches the key
 `iss` equal to the issuer, `aud` containing our client id (and `azp` equal to it when there are
 several audiences), `exp` and `iat` with a small leeway, and `nonce` equal to the one sent.
 Each failure names the check that failed.
+The agent runs these checks in a short-lived child process (`id_token_child`: memory and
+isolation, see there), so only that child imports PyJWT and cryptography; this module itself
+imports neither at load time.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from dataclasses import dataclass, field
@@ -50,6 +54,7 @@ class IdTokenError(AuthError):
 
     def __init__(self, check: str, detail: str) -> None:
         self.check = check
+        self.detail = detail
         super().__init__(
             f"The sign-in was refused: the ID token failed the {check} check ({detail}). "
             "Nothing was saved; if this keeps happening, ask IT to check auth.issuer and "
@@ -203,11 +208,14 @@ def verify_id_token(
     client_id: str,
     nonce: str | None,
     now: float | None = None,
+    leeway: float = LEEWAY_S,
 ) -> dict[str, Any]:
     """The claims of a verified ID token; IdTokenError naming the first check that failed.
 
     `keys` is the provider's JWKS; the caller refetches it once for an unknown `kid`
-    (`needs_key`). `nonce` None skips the nonce check (refresh responses carry none).
+    (`has_key`). `nonce` None skips the nonce check (refresh responses carry none).
+    This imports PyJWT + cryptography: the agent runs it in a child process
+    (`id_token_child`), never in its own.
     """
     import jwt
 
@@ -231,7 +239,7 @@ def verify_id_token(
             algorithms=[alg],
             audience=client_id,
             issuer=_issuer_forms(metadata.issuer),
-            leeway=LEEWAY_S,
+            leeway=leeway,
             options={"require": ["iss", "aud", "exp", "iat", "sub"]},
         )
     except jwt.InvalidSignatureError:
@@ -255,7 +263,7 @@ def verify_id_token(
         raise IdTokenError("format", str(exc)) from None
     current = time.time() if now is None else now
     iat = claims.get("iat")
-    if isinstance(iat, int | float) and iat > current + LEEWAY_S:
+    if isinstance(iat, int | float) and iat > current + leeway:
         raise IdTokenError("iat", "the token was issued in the future")
     aud = claims.get("aud")
     if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != client_id:
@@ -298,6 +306,20 @@ def find_key(keys: dict[str, Any], kid: Any, alg: str) -> Any | None:
     if kid is None and len(candidates) != 1:
         return None
     return candidates[0] if candidates else None
+
+
+def unverified_kid(token: str) -> Any:
+    """The `kid` of a compact JWS's header, read without PyJWT (None when there is none or the
+    header cannot be read): the agent only needs it to know whether to refetch the JWKS; the
+    header is checked for real in the child (`verify_id_token`)."""
+    segment = token.split(".", 1)[0]
+    if len(segment) > 8192:
+        return None
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError included
+        return None
+    return header.get("kid") if isinstance(header, dict) else None
 
 
 def has_key(keys: dict[str, Any], kid: Any) -> bool:

@@ -3,6 +3,8 @@
 The keys, discovery and the sign-in are the real mock's over loopback; the tokens are forged
 here: no signature (`alg: none`), the wrong issuer or audience, expired, the wrong nonce, an
 unknown key id, another key under the right key id, a MAC made with the public key.
+The agent checks them in a child process (net/id_token_child.py); each refusal is also
+compared with the in-process `verify_id_token`, word for word.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tapi_agent.mock.server import MockServer
 from tapi_agent.net.auth import AuthError, ReapitConnect, Session, TokenSet
-from tapi_agent.net.oidc import IdTokenError
+from tapi_agent.net.oidc import IdTokenError, verify_id_token
 from tapi_agent.net.tokens import MemoryTokenStore
 from tests.net.test_auth import Browser
 
@@ -100,6 +102,11 @@ def test_each_forged_id_token_is_refused_with_its_reason(mock_server: MockServer
                 await connect.identity(TokenSet("access", "refresh", token, 0), nonce=NONCE)
             failed[name] = caught.value.check
             assert f"failed the {caught.value.check} check" in str(caught.value)
+            assert connect._keys is not None
+            with pytest.raises(IdTokenError) as in_process:
+                verify_id_token(token, keys=connect._keys, metadata=await connect.metadata(),
+                                client_id="tapi-agent", nonce=NONCE)
+            assert str(in_process.value) == str(caught.value)  # the child's word for word
         await connect.aclose()
         return failed
 
