@@ -210,6 +210,11 @@ class Connection:
             while not self.queue.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self.queue.get_nowait())
         else:
+            # Frames already queued fill the window at once; only a partial window waits (up
+            # to REORDER_FLUSH_S) for more. Waiting a loop turn per frame let the sender fall
+            # thousands of frames behind a burst of POSTs (issue 14's soak).
+            while len(batch) < window and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
             deadline = asyncio.get_running_loop().time() + REORDER_FLUSH_S
             while len(batch) < window:
                 remaining = deadline - asyncio.get_running_loop().time()

@@ -43,6 +43,30 @@ def test_sender_with_nothing_queued_waits_for_the_heartbeat() -> None:
     assert asyncio.run(scenario()) is None
 
 
+def test_reorder_fills_its_window_from_a_backlog_without_waiting() -> None:
+    """Under a burst of POSTs a sender that waits a loop turn per frame falls behind by
+    thousands of frames (issue 14's soak: ~30 frames a second against ~1,000 POSTs a second,
+    then all of them at once); frames already queued fill the window at once."""
+    hub = _hub()
+    hub.faults.append(Fault("reorder", None, {"window": 3}))
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        conn = _conn(hub)
+        for i in range(5):
+            conn.push(f"frame-{i}")
+        turn = conn._next_batch(60.0)
+        try:
+            turn.send(None)
+        except StopIteration as done:
+            return [text for text, _ in done.value], _queued(conn)
+        turn.close()
+        raise AssertionError("the sender waited although a full window was queued")
+
+    batch, left = asyncio.run(scenario())
+    assert sorted(batch) == ["frame-0", "frame-1", "frame-2"] and batch != sorted(batch)
+    assert left == ["frame-3", "frame-4"]
+
+
 def _envelope(to: list[str], call_id: str = "call-1", products: list[str] | None = None
               ) -> Envelope:
     return validate_envelope({
