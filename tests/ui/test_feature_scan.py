@@ -66,3 +66,24 @@ def test_the_agent_installs_the_fix_when_it_creates_its_application() -> None:
                          timeout=60, check=True)
     # (PySide6 reads two files of its own while it loads, before the fix can be installed.)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_fix_is_in_place_as_soon_as_any_ui_module_loads_qt(tmp_path: Path) -> None:
+    """The agent loads Qt before its application exists: the log's Qt message handler
+    (`tapi_agent.logs` imports `ui.qtlog`), then the autostart check. Modules imported after
+    that must not be kept either (they were: typing, subprocess, os, pathlib, enum...)."""
+    (tmp_path / "probe_plain.py").write_text("VALUE = 1\n" * 2000)
+    code = (
+        "import linecache, sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "from pathlib import Path\n"
+        "from tapi_agent.logs import setup_logging\n"
+        f"setup_logging(log_dir=Path({str(tmp_path / 'logs')!r}), level='INFO', json_path=None)\n"
+        "assert 'PySide6' in sys.modules\n"
+        "import tapi_agent.autostart, probe_plain\n"
+        "print(sorted(n for n in linecache.cache if 'probe_' in n or 'autostart' in n"
+        " or n.endswith('subprocess.py')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
