@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tapi_agent.core.log import EVENTS_LOGGER
 from tapi_agent.mock.server import MockServer
@@ -482,3 +484,16 @@ def test_sign_out_saved_ends_a_stored_session_without_an_agent(
         await connect.aclose()
 
     asyncio.run(scenario())
+
+
+@given(st.text())
+def test_the_sign_in_page_escapes_as_html_escape_does(text: str) -> None:
+    """The result page shows provider-supplied text (error descriptions) as plain text; the
+    agent escapes without the `html` module (issue 14) and must escape exactly as it does."""
+    import html
+
+    from tapi_agent.net.auth import _escape, _page
+
+    assert _escape(text) == html.escape(text, quote=True)
+    page = _page(text, text, ok=False)
+    assert page.count(html.escape(text, quote=True)) >= 2
