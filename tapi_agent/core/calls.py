@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
-    from tapi_agent.protocol import NotificationFrame
+    from tapi_agent.protocol.wire import NotificationFrame
 
 State = Literal["ringing", "in_call", "answered", "answered_elsewhere", "ended"]
 SUB_TYPES = ("incomingCall", "answeredCall", "endedCall")

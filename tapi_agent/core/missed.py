@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tapi_agent.protocol import Envelope
+from tapi_agent.protocol.wire import Envelope
 
 MAX_SEEN_KEPT = 50
 """Seen calls kept for the list after they are deleted on the backend (newest first)."""

@@ -21,7 +21,7 @@ from tapi_agent.core.directory import Contact, Negotiator
 from tapi_agent.core.missed import DeferredCall
 from tapi_agent.net.http import make_http_client
 from tapi_agent.net.session import TokenSource, secrets_may_go_to
-from tapi_agent.protocol import ValidationFailed, validate_envelope
+from tapi_agent.protocol.wire import ValidationFailed, read_envelope
 
 _log = logging.getLogger(__name__)
 
@@ -247,11 +247,11 @@ def _deferred(item: Any) -> DeferredCall | None:
     if not isinstance(item, dict) or not isinstance(item.get("id"), str):
         return None
     try:
-        envelope = validate_envelope(item.get("notification"), strict=False)
+        envelope = read_envelope(item.get("notification"))
     except ValidationFailed as exc:
         _log.warning("ignoring deferred notification %s: %s", item["id"], exc)
         return None
-    created = envelope.payload.created
+    created: datetime = envelope.payload.created
     raw = item.get("created")
     if isinstance(raw, str):
         with contextlib.suppress(ValueError):

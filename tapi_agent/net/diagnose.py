@@ -27,7 +27,7 @@ from tapi_agent.core.redact import redact_value
 from tapi_agent.net.http import make_http_client, tls_context
 from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
 from tapi_agent.net.stream import InsecureServerError, stream_url
-from tapi_agent.protocol import FrameError, WelcomeFrame, parse_server_frame
+from tapi_agent.protocol.wire import FrameError, WelcomeFrame, parse_server_frame
 
 # websockets logs the upgrade request's headers (the bearer token) at DEBUG: pin its logger.
 _WIRE_LOG = logging.getLogger("tapi_agent.net.diagnose.wire")

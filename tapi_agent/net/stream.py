@@ -29,7 +29,7 @@ from tapi_agent.core.log import log_event
 from tapi_agent.core.redact import redact_url
 from tapi_agent.net.http import tls_context
 from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
-from tapi_agent.protocol import (
+from tapi_agent.protocol.wire import (
     MAX_FRAME_BYTES,
     AckFrame,
     AuthFrame,

@@ -59,8 +59,12 @@ def check_sent_at(value: datetime) -> None:
     """Raise ValueError for a `sentAt` at the very edge of datetime's range.
 
     Such a time cannot be converted to UTC or to epoch seconds (OverflowError): it is refused
-    while parsing, before its seq could be counted as seen (issue 14).
+    while parsing, before its seq could be counted as seen (issue 14). Only the first and the
+    last year can fail (a UTC offset moves a time by less than a day, and an aware time's
+    timestamp is a subtraction), so every other year is accepted without the conversions.
     """
+    if 1 < value.year < 9999:
+        return
     try:
         (value if value.tzinfo is None else value.astimezone(UTC)).replace(
             tzinfo=UTC).timestamp()
