@@ -11,8 +11,10 @@ oidc-provider, which keeps claims for UserInfo) a UserInfo request. Then one ref
 Providers: the mock with an issuer path (as Reapit Connect's), and panva's `oidc-provider`
 (npm; `npm ci --prefix tests/oidc` first). Memory: the peak RSS of a fresh interpreter that
 imports what the agent imports for the network, with and without PyJWT + cryptography and one
-RS256 key (what an interactive sign-in adds; a restart that restores a session does not load
-them, see `Session.refresh`).
+RS256 key: what an interactive sign-in added to the agent for the rest of its life before the
+check moved to a child process (net/id_token_child.py, issue 14); the agent no longer loads
+them (its RSS after a sign-in: benchmarks/bench_signin_rss.py). The sign-in time includes
+starting that child.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def main() -> int:
         print(f"{name}: sign-in {fmt(result[name]['signInMs'])}")
         print(f"{name}: refresh {fmt(result[name]['refreshMs'])}")
     print(f"peak RSS: {without:.1f} MiB without PyJWT+cryptography, {with_jose:.1f} MiB with "
-          f"(+{with_jose - without:.1f} MiB, only after an interactive sign-in)")
+          f"(+{with_jose - without:.1f} MiB, now in the ID token check's child only)")
     print(f"wrote {write_result('signin', result, quick=args.quick)}")
     return 0
 

@@ -131,6 +131,12 @@ def test_agent_process_on_an_issuer_with_a_path_connects_pops_and_signs_out(
         assert resp.status_code == 202
         agent.wait("pop.shown", callId="pool-1")
         agent.wait("auth.state", state="refreshed")  # 6 s tokens: refreshed at half life
+        # The ID token was checked in a child process: cryptography (its 6.6 MiB Rust
+        # extension) was never loaded into the agent, which lives all day (issue 14).
+        maps = Path(f"/proc/{agent.proc.pid}/maps")
+        if sys.platform.startswith("linux"):
+            assert "PySide6" in maps.read_text()  # the map is the agent's own
+            assert "cryptography" not in maps.read_text()
         agent.sign_out()
         agent.wait("auth.state", state="signed_out")
         sessions = list(pooled_mock.state.sessions.values())

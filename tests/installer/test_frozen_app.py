@@ -54,7 +54,8 @@ def test_frozen_bundle_leaves_out_the_mock_and_its_dependencies(frozen_bundle: P
     tops = {m.split(".")[0] for m in modules}
     assert not tops & {"fastapi", "uvicorn", "starlette", "pytest", "hypothesis",
                        "numpy", "PIL"}
-    # the agent verifies ID tokens with PyJWT + cryptography (imported only at a sign-in)
+    # ID tokens are verified with PyJWT + cryptography, in a child process the frozen app
+    # starts as `tapi-agent-cli --verify-id-token` (net/id_token_child.py)
     assert {"jwt", "cryptography"} <= tops
     assert not {m for m in modules if m.startswith("tapi_agent.mock")}
     # ...while what the agent imports lazily (after parsing its command line) is in.
@@ -121,7 +122,10 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
     browser.chmod(0o755)
     env = _isolated_env(tmp_path)
     env.update({"BROWSER": str(browser), "QT_QPA_PLATFORM": "offscreen",
-                "DBUS_SESSION_BUS_ADDRESS": "disabled:"})  # no keyring: the session stays in memory
+                "DBUS_SESSION_BUS_ADDRESS": "disabled:",  # no keyring: the session stays in memory
+                # ...and no probing for one: Linux's Secret Service backend (secretstorage)
+                # imports cryptography itself, which Windows' Credential Manager does not
+                "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
     log = tmp_path / "events.jsonl"
     stderr = tmp_path / "stderr.txt"
     with stderr.open("wb") as err:
@@ -135,6 +139,10 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
                    timeout=60, what="the frozen agent to sign in and connect")
         assert agent.poll() is None, stderr.read_text(errors="replace")
         assert _seen(log, "auth.state", state="signed_in", negotiatorId="JAS")
+        # ...with the ID token checked by the frozen child (`tapi-agent-cli --verify-id-token`):
+        # cryptography is never loaded into the agent (issue 14)
+        maps = (Path("/proc") / str(agent.pid) / "maps").read_text()
+        assert "pyside6" in maps.lower() and "cryptography" not in maps
 
         body = {
             "type": "telephony", "subType": "incomingCall", "products": ["AgencyCloud"],
