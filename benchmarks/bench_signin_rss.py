@@ -1,13 +1,14 @@
 """The real `tapi-agent` process's memory after an interactive sign-in (issue 14).
 
-    .venv/bin/python benchmarks/bench_signin_rss.py [--quick] [--python-path DIR]
+    .venv/bin/python benchmarks/bench_signin_rss.py [--quick] [--python-path DIR --label NAME]
 
 Per round: a `tapi-agent` (offscreen Qt, its own user, no keyring) signs in through `curl` as
 the system browser against the mock with an issuer path (auto-approving JAS), connects, and
 after 3 s of rest its RSS (`/proc/PID/status` VmRSS, median of 6 samples 0.5 s apart) is read,
 with whether cryptography's extension is mapped into it (`/proc/PID/maps`). Linux only.
 `--python-path` runs the agent from another source tree (e.g. a `git archive` of an older
-commit, with `resources/` linked in) to compare before and after.
+commit, with `resources/` linked in) to compare before and after; `--label` names the result
+(`results/signin_rss-NAME.json`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds instead of 7")
     parser.add_argument("--python-path", metavar="DIR",
                         help="PYTHONPATH for the agent (another source tree)")
+    parser.add_argument("--label", default="", help="suffix of the result file's name")
     args = parser.parse_args()
     n = 3 if args.quick else 7
     with MockServer(issuer_path=POOL, auto_approve="JAS", heartbeat_ms=2000) as mock:
@@ -103,7 +105,7 @@ def main() -> int:
     print(f"agent RSS after sign-in: median {statistics.median(rss):.1f} MiB "
           f"(min {min(rss):.1f}, max {max(rss):.1f}, n={n}); cryptography mapped: "
           f"{result['cryptographyMapped']}")
-    name = "signin_rss" + ("-before" if args.python_path else "")
+    name = "signin_rss" + (f"-{args.label}" if args.label else "")
     print(f"wrote {write_result(name, result, quick=args.quick)}")
     return 0
 
