@@ -21,7 +21,8 @@ How a frame is read:
 
 - fast path: one `msgspec.json.Decoder` over the union of server frames (tagged by `type`, the
   envelope tagged by `subType`), for a text frame;
-- on any failure there (and for a binary frame), the frame is read again as the pydantic
+- on any failure there (and for a binary frame, or one that may hold a number longer than
+  Python converts), the frame is read again as the pydantic
   side reads it: `json.loads` decides what is JSON (it accepts NaN, lone surrogates and UTF-16
   bytes, which msgspec's parser refuses), then `msgspec.convert` checks the fields. So what is
   accepted never depends on which parser ran, and a rejection gets the reason today's agent
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -293,13 +295,29 @@ def parse_server_frame(raw: str | bytes) -> ServerFrame:
     size = len(raw)
     if size > MAX_FRAME_BYTES:
         raise FrameError(f"frame too large ({size} bytes, limit {MAX_FRAME_BYTES})")
-    if isinstance(raw, str):
+    if isinstance(raw, str) and not _long_number(raw, size):
         try:
             frame: ServerFrame = _DECODER.decode(raw)
             return frame
         except (ValueError, RecursionError):  # msgspec's errors are ValueErrors
             pass
     return _parse_slowly(raw)
+
+
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+
+def _long_number(raw: str, size: int) -> bool:
+    """True when `raw` may hold a number longer than Python converts (4300 digits by default).
+
+    json.loads refuses such a frame ("not JSON"); msgspec would skip the number in a key it
+    ignores. Such frames take the slow path, so that both read them alike. Only a frame longer
+    than the limit is scanned, in linear time.
+    """
+    limit = sys.get_int_max_str_digits()
+    if not limit or size <= limit:
+        return False
+    return any(m.end() - m.start() > limit for m in _DIGIT_RUN.finditer(raw))
 
 
 def _parse_slowly(raw: str | bytes) -> ServerFrame:
@@ -325,12 +343,9 @@ def _parse_slowly(raw: str | bytes) -> ServerFrame:
                 + "; ".join(f"{e.field}: {e.message}" for e in exc.errors)
             ) from None
     try:
-        frame: ServerFrame = msgspec.convert(data, model, dec_hook=_dec_hook)
-    except msgspec.ValidationError as exc:
-        err = _field_error(str(exc), "")
-        raise FrameError(f"invalid {kind} frame: {err.field}: {err.message}") from None
-    except RecursionError:
-        raise FrameError("JSON nested too deeply") from None
+        frame: ServerFrame = _convert(data, model, "")
+    except _Invalid as exc:
+        raise FrameError(f"invalid {kind} frame: {exc.error.field}: {exc.error.message}") from None
     return frame
 
 
@@ -347,12 +362,81 @@ def read_envelope(data: Any, *, prefix: str = "") -> Envelope:
     # (~9 µs against ~2 µs); the union only for the errors (missing or unknown subType).
     kind = _ENVELOPES.get(sub_type, AnyEnvelope) if isinstance(sub_type, str) else AnyEnvelope
     try:
-        envelope: Envelope = msgspec.convert(data, kind, dec_hook=_dec_hook)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed([_field_error(str(exc), prefix)]) from None
-    except RecursionError:
-        raise ValidationFailed([FieldError(prefix or "body", "is nested too deeply")]) from None
+        envelope: Envelope = _convert(data, kind, prefix, unicode_only=True)
+    except _Invalid as exc:
+        raise ValidationFailed([exc.error]) from None
     return envelope
+
+
+class _Invalid(Exception):
+    def __init__(self, error: FieldError) -> None:
+        self.error = error
+        super().__init__(f"{error.field}: {error.message}")
+
+
+_NOT_UNICODE = "is not valid Unicode (a lone surrogate)"
+
+
+def _convert(data: Any, kind: Any, prefix: str, *, unicode_only: bool = False) -> Any:
+    """`msgspec.convert` for decoded JSON, refusing what pydantic refuses; raises _Invalid.
+
+    json.loads turns `\\ud800` into a lone surrogate, which msgspec cannot always handle,
+    and which pydantic refuses in a string with a length limit (every string of the envelope:
+    `unicode_only`), keeps in one without (the welcome frame's), ignores in a key: keys that
+    are not valid Unicode are dropped (no field has such a name).
+    """
+    where = prefix or "body"
+    try:
+        try:
+            result = msgspec.convert(data, kind, dec_hook=_dec_hook)
+        except UnicodeEncodeError:
+            result = msgspec.convert(_valid_keys(data), kind, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        raise _Invalid(_field_error(str(exc), prefix)) from None
+    except RecursionError:
+        raise _Invalid(FieldError(where, "is nested too deeply")) from None
+    except UnicodeEncodeError:  # a value msgspec had to compare or quote (a tag, a literal)
+        raise _Invalid(FieldError(where, "holds text that " + _NOT_UNICODE)) from None
+    bad = _not_unicode(result, prefix) if unicode_only else None
+    if bad is not None:
+        raise _Invalid(FieldError(bad, "is text that " + _NOT_UNICODE))
+    return result
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _valid_keys(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _valid_keys(v) for k, v in data.items() if not isinstance(k, str)
+                or _is_unicode(k)}
+    if isinstance(data, list):
+        return [_valid_keys(v) for v in data]
+    return data
+
+
+def _not_unicode(value: Any, path: str) -> str | None:
+    """The path of the first string in a read struct that is not valid Unicode, or None."""
+    if isinstance(value, str):
+        return None if _is_unicode(value) else (path or "body")
+    if isinstance(value, msgspec.Struct):
+        for name in value.__struct_fields__:
+            found = _not_unicode(getattr(value, name), f"{path}.{name}" if path else name)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _not_unicode(item, f"{path}.{i}" if path else str(i))
+            if found is not None:
+                return found
+    return None
 
 
 def dump_frame(frame: ClientFrame) -> str:
