@@ -32,8 +32,10 @@ STEPS = [
      "    skip_feature_source_scan()\n"
      "from PySide6.QtWidgets import QApplication; _app = QApplication([])"),
     ("asyncio", "import asyncio"),
-    ("pydantic", "import pydantic"),
-    ("tapi_agent.protocol (models)", "import tapi_agent.protocol"),
+    # The agent reads frames and envelopes with msgspec (issue 14); until then these two steps
+    # were pydantic (4.4 MiB) and the pydantic models of tapi_agent.protocol (6.6 MiB).
+    ("msgspec", "import msgspec"),
+    ("tapi_agent.protocol.wire (models)", "import tapi_agent.protocol.wire"),
     ("websockets client", "import websockets.asyncio.client"),
     ("httpx", "import httpx"),
     ("truststore + ssl", "import truststore, ssl"),

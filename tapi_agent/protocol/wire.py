@@ -397,10 +397,17 @@ def _convert(data: Any, kind: Any, prefix: str, *, unicode_only: bool = False) -
         raise _Invalid(FieldError(where, "is nested too deeply")) from None
     except UnicodeEncodeError:  # a value msgspec had to compare or quote (a tag, a literal)
         raise _Invalid(FieldError(where, "holds text that " + _NOT_UNICODE)) from None
-    bad = _not_unicode(result, prefix) if unicode_only else None
+    bad = _not_unicode(result, prefix) if unicode_only and not _all_ascii(result) else None
     if bad is not None:
         raise _Invalid(FieldError(bad, "is text that " + _NOT_UNICODE))
     return result
+
+
+def _all_ascii(env: Envelope) -> bool:
+    """True when every string of a read envelope is ASCII (the usual case: no walk needed)."""
+    p = env.payload
+    return "".join([*env.products, *env.targets.negotiatorId, p.callerId, p.destinationId,
+                    p.id or "", p.answered_by or ""]).isascii()
 
 
 def _is_unicode(text: str) -> bool:
