@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from tapi_agent.ui import icons
 
 if TYPE_CHECKING:
-    # Types only, so that importing the tray does not load pydantic (see ui/tray.py).
+    # Types only, so that importing the tray does not load the protocol models (see ui/tray.py).
     from tapi_agent.core.missed import MissedCall
 
 COLUMNS = ("", "When", "Caller", "To")

@@ -21,8 +21,8 @@ from tapi_agent.core.connection import ConnectionStatus
 from tapi_agent.ui import icons
 
 if TYPE_CHECKING:
-    # Types only: at run time the tray must not wait for pydantic (core.missed imports the
-    # protocol models), so it can show before the rest of the agent loads.
+    # Types only: at run time the tray must not wait for the protocol models (core.missed
+    # imports them), so it can show before the rest of the agent loads.
     from tapi_agent.core.calls import HistoryEntry
     from tapi_agent.core.missed import MissedCall
     from tapi_agent.ui.missed_view import MissedCallsDialog
