@@ -66,7 +66,10 @@ _ROUTE_TICK_S = 5.0
 _SLEEP_JUMP_S = 5.0  # wall clock vs monotonic drift that means the PC slept (or was frozen)
 _MIN_RENEW_S = 0.5
 _STOP_TIMEOUT_S = 2.0
-_REACK_COUNT = 64  # acks repeated after a resume (those in flight at a drop)
+# Acks repeated after a resume: those of the last half minute of acking, at most about the
+# backend's retention (acks a busy backend had not read yet are lost with a cut link).
+_REACK_MAX = 1024
+_REACK_WINDOW_S = 30.0
 
 
 def route_source(peer_ip: str) -> str | None:
@@ -175,7 +178,9 @@ class StreamClient:
         # The live link the watcher checks the route of: (local ip, peer ip, set when it moved).
         self._route_probe: tuple[str, str, asyncio.Event] | None = None
         self._run_task: asyncio.Task[Any] | None = None
-        self._recent_acks: deque[int] = deque(maxlen=_REACK_COUNT)
+        self._recent_acks: deque[int] = deque(maxlen=_REACK_MAX)
+        self._acks_sent = 0
+        self._ack_marks: deque[tuple[float, int]] = deque()  # (when, acks sent before then)
 
     # -- public API ------------------------------------------------------------------------
 
@@ -296,19 +301,37 @@ class StreamClient:
         outcome = self._continuity.on_welcome(frame.epoch)
         if outcome.epoch_changed:
             self._recent_acks.clear()
+            self._ack_marks.clear()
             self._resync("epoch_changed")
         if outcome.resume_seq is None:
             return []
         self._link.replaying = True
-        # Acks sent just before a drop may never have arrived; the server would then keep
-        # those events until its retention runs out. Repeating the last few is harmless.
-        again = [dump_frame(AckFrame(seq=seq)) for seq in self._recent_acks]
+        # Acks sent before a drop may never have been read (a busy backend reads them late);
+        # the server would then keep those events until its retention runs out, counting them
+        # against its limit. Repeating the recent ones is harmless.
+        again = [dump_frame(AckFrame(seq=seq)) for seq in self._acks_to_repeat()]
         return [dump_frame(ResumeFrame(epoch=frame.epoch, lastSeq=outcome.resume_seq)), *again]
 
     def _ack(self, seq: int) -> list[str]:
-        if seq not in self._recent_acks:
-            self._recent_acks.append(seq)
+        now = time.monotonic()
+        marks = self._ack_marks
+        if not marks or now - marks[-1][0] >= 1.0:  # one mark a second at most
+            marks.append((now, self._acks_sent))
+            while len(marks) > 1 and marks[1][0] <= now - _REACK_WINDOW_S:
+                marks.popleft()
+        self._recent_acks.append(seq)
+        self._acks_sent += 1
         return [dump_frame(AckFrame(seq=seq))]
+
+    def _acks_to_repeat(self) -> list[int]:
+        """The acks sent in the last `_REACK_WINDOW_S` of acking (at most `_REACK_MAX`)."""
+        marks = self._ack_marks
+        if not marks:
+            return []
+        start = marks[-1][0] - _REACK_WINDOW_S
+        since = next((count for when, count in marks if when >= start), self._acks_sent)
+        n = min(self._acks_sent - since, len(self._recent_acks))
+        return list(self._recent_acks)[-n:] if n else []
 
     def _on_notification(self, frame: NotificationFrame) -> list[str]:
         """Deliver a new event, then remember and ack it; nothing else is acked (issue 14).
