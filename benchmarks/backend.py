@@ -1,6 +1,7 @@
 """The mock backend as a benchmark child process: prints its address, obeys stdin commands.
 
-    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N]
+    python benchmarks/backend.py [--heartbeat-ms MS] [--negotiators N] [--retention-max N]
+                                 [--journal-max N]
 
 First stdout line: `{"baseUrl", "providerToken", "pid"}`. Commands on stdin, one per line, each
 answered by one JSON line: `restart` (what `MockServer.restart()` does, same port, new epoch;
@@ -50,8 +51,14 @@ def main() -> int:
     parser.add_argument("--heartbeat-ms", type=int, default=15000)
     parser.add_argument("--negotiators", type=int, default=0)
     parser.add_argument("--retention-max", type=int, default=1000)
+    parser.add_argument("--journal-max", type=int, default=0,
+                        help="keep this many /_mock/journal entries (default: the mock's 10,000)")
     args = parser.parse_args()
     raise_nofile(16384)
+    if args.journal_max:
+        import tapi_agent.mock.state
+
+        tapi_agent.mock.state.JOURNAL_MAX = args.journal_max
 
     from tapi_agent.mock.server import CLOSE_RESTART, MockServer
 

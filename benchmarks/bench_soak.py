@@ -15,9 +15,17 @@ Faults, through `/_mock/faults` and the backend's restart:
 - one restart at 50 %: new calls pause, the agent catches up, the backend restarts (new epoch),
   and calls resume once the agent is connected again (a restart forgets undelivered events by
   design, so the soak restarts at a quiet moment, as a deployment would).
+Quiet points (after the warm-up and before the restart) wait until the agent has taken in
+(`notification.received`) every event posted so far, then the schedule starts again from that
+moment: a pause never turns into a burst. (Waiting for the history instead took 30 s once
+answered pops offered "Log call", and the open loop then started ~1,500 calls at once: a
+backlog past the backend's 1,000-event retention, so a drop lost events by design.)
 Accounting: the harness reports every entry the CallBook puts into its history
 (`harness.history`); each call must appear there exactly once, and no call may pop twice
-(`pop.shown`). RSS (after a full collection) is read after the warm-up (first 10 % of calls)
+(`pop.shown`). A wait that times out names the events the agent never took in and the calls
+missing from its history; `--trace DIR` keeps every agent event and the mock's journal (every
+delivery with its seq and connection, resumes with `complete`, acks) to find out why.
+RSS (after a full collection) is read after the warm-up (first 10 % of calls)
 and at the end: growth under 5 MB is the target.
 """
 
@@ -26,12 +34,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +127,10 @@ def snapshot_growth(directory: Path, top: int = 25) -> list[str]:
 class Pool:
     """Keep-alive HTTP connections shared by the call tasks (reconnect after a restart)."""
 
-    def __init__(self, backend: Backend, size: int) -> None:
+    def __init__(self, backend: Backend, size: int,
+                 on_posted: Callable[[str, str], None] = lambda call_id, sub_type: None
+                 ) -> None:
+        self.on_posted = on_posted  # (callId, subType) of each event the backend accepted
         self.free: asyncio.Queue[RawHttp] = asyncio.Queue()
         for _ in range(size):
             self.free.put_nowait(RawHttp(backend.base_url, backend.provider_token))
@@ -138,6 +151,7 @@ class Pool:
                 if status != 202:
                     raise RuntimeError(f"POST refused: {status} {text[:200]!r}")
                 self.posted += 1
+                self.on_posted(body["payload"]["id"], body["subType"])
                 return
             raise RuntimeError("POST kept failing")
         finally:
@@ -174,8 +188,13 @@ async def one_call(pool: Pool, call_id: str, rng: random.Random) -> None:
 class Ledger:
     """Counts per call id from the agent's event stream, as it arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, events_out: Any = None) -> None:
+        self.events_out = events_out  # `--events-out`: every agent event, one JSON line each
         self.history: Counter[str] = Counter()
+        # Events (callId, subType) the agent took in (`notification.received`), and those the
+        # backend accepted that the agent has not taken in yet.
+        self.received: set[tuple[str, str]] = set()
+        self.outstanding: set[tuple[str, str]] = set()
         self.shown: Counter[str] = Counter()
         self.pop_latency: list[float] = []
         self.connects = 0
@@ -189,8 +208,14 @@ class Ledger:
         while True:
             ev = await agent.events.get()
             name = ev["event"]
+            if self.events_out is not None:
+                self.events_out.write(json.dumps(ev, separators=(",", ":")) + "\n")
             if name == "harness.history":
                 self.history[ev["callId"]] += 1
+            elif name == "notification.received":
+                pair = (ev["callId"], ev["subType"])
+                self.received.add(pair)
+                self.outstanding.discard(pair)
             elif name == "pop.shown":
                 self.shown[ev["callId"]] += 1
                 if ev.get("latencyMs") is not None:
@@ -204,6 +229,19 @@ class Ledger:
             elif name == "harness.eof":
                 return
             self.changed.set()
+
+    def posted(self, call_id: str, sub_type: str) -> None:
+        """The backend accepted this event: the agent has to take it in."""
+        if (call_id, sub_type) not in self.received:
+            self.outstanding.add((call_id, sub_type))
+            self.changed.set()
+
+    def missing(self, calls: int) -> str:
+        """What the agent still lacks: events not taken in, calls not in the history."""
+        events = sorted(self.outstanding)
+        ids = [c for c in (f"soak-{i:05d}" for i in range(calls)) if not self.history[c]]
+        return (f"{len(events)} events not received by the agent {events[:8]}; "
+                f"{len(ids)} calls not in its history {ids[:8]}")
 
     async def wait(self, cond: Any, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
@@ -234,10 +272,11 @@ async def rss_now(agent: AgentProc, ledger: Ledger) -> int:
 
 async def run(calls: int, rate: float, seed: int,
               agent_env: dict[str, str] | None = None,
-              snapshots: Path | None = None) -> dict[str, Any]:
+              snapshots: Path | None = None, trace: Path | None = None) -> dict[str, Any]:
     rng = random.Random(seed)
     snapshot_count = 0
-    backend = Backend.start()
+    # `--trace` keeps the mock's whole journal (about 8 entries per call), not its newest 10,000.
+    backend = Backend.start(*(["--journal-max", str(max(10_000, calls * 12))] if trace else []))
     timeline: list[dict[str, Any]] = []
     t_start = time.monotonic()
 
@@ -245,17 +284,22 @@ async def run(calls: int, rate: float, seed: int,
         timeline.append({"atS": round(time.monotonic() - t_start, 2), "what": what, **fields})
         print(f"[{timeline[-1]['atS']:7.2f} s] {what} {fields if fields else ''}", flush=True)
 
+    stack = contextlib.ExitStack()
     try:
         env = dict(agent_env or {})
         if snapshots is not None:
             env.update(snapshot_env(snapshots))
         agent = await AgentProc.start(backend.base_url, *AGENT_SETTINGS, keep=False,
                                       env=child_env(**env))
-        ledger = Ledger()
+        events_out = None
+        if trace is not None:
+            trace.mkdir(parents=True, exist_ok=True)
+            events_out = stack.enter_context((trace / "agent-events.jsonl").open("w"))
+        ledger = Ledger(events_out)
         follower = asyncio.create_task(ledger.follow(agent))
         await ledger.wait(lambda: ledger.connects >= 1, 60, "the agent to connect")
         cpu0 = cpu_seconds(agent.pid), cpu_seconds(backend.pid), time.monotonic()
-        pool = Pool(backend, 32)
+        pool = Pool(backend, 32, ledger.posted)
         async with httpx.AsyncClient(base_url=backend.base_url, timeout=10) as http:
 
             async def fault(body: dict[str, Any]) -> None:
@@ -272,19 +316,29 @@ async def run(calls: int, rate: float, seed: int,
             for i in range(calls):
                 frac = at.get(i)
                 if i == warm or frac == 0.5:
-                    # Quiet point: everything posted so far handled by the agent.
+                    # Quiet point: every event posted so far taken in by the agent. (Not every
+                    # call in its history yet: a call the negotiator answered whose caller
+                    # matched a contact keeps its pop 30 s, offering "Log call", and enters
+                    # the history when the pop closes.)
                     if tasks:
                         await asyncio.gather(*tasks)
-                    await ledger.wait(lambda n=i: len(ledger.history) >= n, 120,
-                                      f"the agent to account for {i} calls")
+                    try:
+                        await ledger.wait(lambda: not ledger.outstanding, 120,
+                                          f"the agent to take in every event of {i} calls")
+                    except TimeoutError as exc:
+                        raise TimeoutError(f"{exc}: {ledger.missing(i)}") from None
                     if i == warm:
                         rss_warm = await rss_now(agent, ledger)
                         await take_snapshot(agent, snapshots, snapshot_count)
                         snapshot_count += 1
-                        mark("warm-up done", calls=i, rssKb=rss_warm)
+                        mark("warm-up done", calls=i, rssKb=rss_warm, **reading(ledger))
                     else:
                         mark("quiet point", calls=i, rssKb=await rss_now(agent, ledger),
                              **reading(ledger))
+                    # A pause is not load: the calls the schedule missed while waiting are
+                    # not started all at once afterwards (that burst of ~1,500 calls is what
+                    # lost events in the fourth run).
+                    next_at = time.monotonic()
                 if frac in (0.1, 0.3, 0.6, 0.8, 0.9):
                     await fault({"kind": "drop"})
                 elif frac == 0.2:
@@ -317,8 +371,11 @@ async def run(calls: int, rate: float, seed: int,
             if tasks:
                 await asyncio.gather(*tasks)
             mark("all calls posted", posts=pool.posted)
-            await ledger.wait(lambda: len(ledger.history) >= calls, 120,
-                              "the agent to account for every call")
+            try:
+                await ledger.wait(lambda: len(ledger.history) >= calls, 120,
+                                  "the agent to account for every call")
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}: {ledger.missing(calls)}") from None
             cpu1 = cpu_seconds(agent.pid), cpu_seconds(backend.pid), time.monotonic()
             rss_end = await rss_now(agent, ledger)
             mark("all calls accounted for", rssKb=rss_end, **reading(ledger))
@@ -337,6 +394,14 @@ async def run(calls: int, rate: float, seed: int,
         follower.cancel()
         await asyncio.gather(follower, return_exceptions=True)
     finally:
+        if trace is not None:
+            # The mock's journal (requests, deliveries with seq and connection, resumes, acks;
+            # the newest 10,000 entries) beside the agent's events, to tell where a call went.
+            with contextlib.suppress(Exception):
+                r = httpx.get(backend.base_url + "/_mock/journal", timeout=30)
+                (trace / "mock-journal.json").write_text(r.text)
+            (trace / "timeline.json").write_text(json.dumps(timeline, indent=1))
+        stack.close()
         backend.stop()
 
     ids = [f"soak-{i:05d}" for i in range(calls)]
@@ -384,10 +449,14 @@ def main() -> int:
     parser.add_argument("--tracemalloc", type=Path, default=None, metavar="DIR",
                         help="trace the agent's allocations (slower) and print what grew "
                              "between the warm-up and the end (snapshots kept in DIR)")
+    parser.add_argument("--trace", type=Path, default=None, metavar="DIR",
+                        help="write every agent event (agent-events.jsonl), the mock's journal "
+                             "(mock-journal.json, its newest 10,000 entries) and the timeline "
+                             "to DIR, also when the run fails")
     args = parser.parse_args()
     calls = args.calls or (1000 if args.quick else 10000)
     env = dict(item.split("=", 1) for item in args.agent_env)
-    out = asyncio.run(run(calls, args.rate, args.seed, env, args.tracemalloc))
+    out = asyncio.run(run(calls, args.rate, args.seed, env, args.tracemalloc, args.trace))
     print(f"{out['calls']} calls, {out['posts']} POSTs in {out['durationS']:.0f} s; "
           f"agent connected {out['agentConnects']} times")
     print(f"history entries per call: {out['historyEntriesPerCall']}")

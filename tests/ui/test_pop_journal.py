@@ -11,7 +11,7 @@ from pytestqt.qtbot import QtBot
 
 from tapi_agent.core.calls import CallSettings
 from tapi_agent.core.links import Links
-from tapi_agent.ui.popstack import PopStack
+from tapi_agent.ui.popstack import LOG_OFFER_S, PopStack
 from tests.ui.test_popstack import JANE, TOM, FakeClock, MakeStack, ev, make_stack
 from tests.ui.test_popup import Opener
 
@@ -109,6 +109,29 @@ def test_log_call_with_a_note_asks_for_one_entry_and_holds_the_pop_while_typing(
     clock.now += 10
     stack.tick()
     assert "c1" not in stack.pops  # closes a moment after saving
+
+
+def test_an_answered_call_offering_log_call_enters_the_history_once_when_its_pop_closes(
+    make_stack: MakeStack,
+) -> None:
+    """Even with no linger at all, the pop offering "Log call" stays LOG_OFFER_S, and the call
+    enters the history only then, once (issue 14's soak waited for the history and so paused
+    30 s; its quiet points now wait for the events instead)."""
+    clock = FakeClock()
+    stack = make_stack(clock=clock, journal_mode="ask",
+                       call_settings=CallSettings(linger_s=0, ring_timeout_s=60))
+    answered_and_ended(stack, clock, [JANE])
+    ended_at = clock.now
+    assert stack.pops["c1"].log_button.isVisibleTo(stack.pops["c1"])
+    clock.now = ended_at + LOG_OFFER_S - 1
+    stack.tick()
+    assert "c1" in stack.pops and stack.book.history == []
+    clock.now = ended_at + LOG_OFFER_S
+    stack.tick()
+    assert "c1" not in stack.pops
+    assert [(e.call_id, e.outcome) for e in stack.book.history] == [("c1", "answered")]
+    stack.on_event(ev("end", by="JAS", sent=clock.now))  # a late repeat adds nothing
+    assert len(stack.book.history) == 1
 
 
 def test_esc_in_the_note_cancels_and_logs_nothing(stacks: Any, qtbot: QtBot) -> None:
