@@ -17,6 +17,9 @@ origin, until the tray embeds it in its panel).
 - idle, the shipped process: the real `tapi-agent` console script (issue 14) beside them, signed
   in through the browser flow against its own `tapi-agent-mock serve --auto-approve JAS`
   (`bench_shipped.Shipped`); its RSS, CPU and wake-ups over the same window.
+- idle, the stack's floor: `stack_floor.py`, the bare tray plus DESIGN.md's stack (asyncio
+  worker, TLS with the OS trust store, httpx, websockets, keyring, phonenumbers, msgspec...)
+  used once each and no agent code: the least an agent on this stack can idle at.
 """
 
 from __future__ import annotations
@@ -90,7 +93,11 @@ KINDS = {"bare": ("bare_tray.py", ()),
          "agent": ("agent_harness.py", ("--as-shipped", "--tray-first"))}
 IDLE_ONLY: dict[str, tuple[str, tuple[str, ...]]] = {
     "agent-pyside-scan": ("agent_harness.py",
-                          ("--as-shipped", "--tray-first", "--pyside-source-scan"))}
+                          ("--as-shipped", "--tray-first", "--pyside-source-scan")),
+    # The bare tray plus DESIGN.md's stack used once, no agent code (`stack_floor.py`): the
+    # least any agent on this stack can idle at.
+    "stack-floor": ("stack_floor.py", ())}
+NOT_AGENTS = ("bare", "stack-floor")  # no connection, no harness commands
 async def command(proc: AgentProc, cmd: str, answer: str) -> dict[str, Any]:
     """Send a harness command and wait for its answer event."""
     assert proc.proc.stdin is not None
@@ -111,7 +118,8 @@ LAUNCH: dict[str, tuple[str, tuple[str, ...]]] = {**KINDS, **IDLE_ONLY}
 async def launch(kind: str, server: str, env: dict[str, str]) -> tuple[AgentProc, float]:
     t0 = time.time()
     script, extra = LAUNCH[kind]
-    proc = await AgentProc.start(server, "--tray", *extra, env=env, script=script)
+    proc = await AgentProc.start(server, "--tray", *extra, env={**env, "BENCH_SERVER": server},
+                                 script=script)
     ev = await proc.wait_for("harness.tray_visible", timeout=60)
     return proc, (ev["t"] - t0) * 1000
 
@@ -158,7 +166,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
             "agent", backend.base_url, {**env, "MALLOC_ARENA_MAX": "2"})
-        for kind in [k for k in procs if k != "bare"]:
+        for kind in [k for k in procs if k not in NOT_AGENTS]:
             await procs[kind].wait_for("connection.state", timeout=60, state="connected")
         await asyncio.sleep(SETTLE_S)  # let start-up work (names, missed-call poll) finish
         pids = {k: p.pid for k, p in procs.items()}
@@ -176,7 +184,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         timers = (await command(procs["agent"], "timers", "harness.timers"))["counts"]
         # Python threads all show as "python" in /proc: ask the agents for their names.
         names: dict[str, dict[str, str]] = {}
-        for k in [k for k in procs if k != "bare"]:
+        for k in [k for k in procs if k not in NOT_AGENTS]:
             names[k] = (await command(procs[k], "threads", "harness.threads"))["names"]
         idle: dict[str, Any] = {}
         for k in pids:
@@ -214,6 +222,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
     out["startupRatio"] = ag["p50"] / bare["p50"]
     out["rssRatio"] = idle["agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
     out["shippedRssRatio"] = idle["tapi-agent"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
+    out["stackFloorRssRatio"] = idle["stack-floor"]["rssKbEnd"] / idle["bare"]["rssKbEnd"]
     out["targets"] = {
         "start-up within 2x of bare": out["startupRatio"] <= 2.0,
         "RSS within 1.5x of bare": out["rssRatio"] <= 1.5,

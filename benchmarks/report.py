@@ -171,6 +171,11 @@ def footprint(r: dict[str, Any]) -> str:
         rows.append(["… agent with PySide6's feature hook as it was (before 144c111)", "",
                      f"{scan / 1024:.1f} MiB", f"{scan / idle['bare']['rssKbEnd']:.2f}x",
                      "≤ 1.5x", ""])
+    if "stack-floor" in idle:
+        floor = idle["stack-floor"]["rssKbEnd"]
+        rows.append(["… the stack's floor: bare tray + DESIGN's libraries used once, no agent "
+                     "code (`stack_floor.py`)", "", f"{floor / 1024:.1f} MiB",
+                     f"{floor / idle['bare']['rssKbEnd']:.2f}x", "≤ 1.5x", ""])
     if "agent-arena2" in idle:
         rows.append(["… agent with `MALLOC_ARENA_MAX=2`", "",
                      f"{idle['agent-arena2']['rssKbEnd'] / 1024:.1f} MiB",
@@ -306,6 +311,11 @@ def shipped(r: dict[str, Any], big: dict[str, Any] | None, fp: dict[str, Any] | 
         rows.append(["the harness agent (`--as-shipped`), same window",
                      mib(i["bare"]["rssKbEnd"]), mib(i["agent"]["rssKbEnd"]),
                      f"{fp['rssRatio']:.2f}x", "≤ 1.5x", yes(fp["rssRatio"] <= 1.5)])
+        if "stack-floor" in i:
+            rows.append(["the stack's floor (`stack_floor.py`: no agent code), same window",
+                         mib(i["bare"]["rssKbEnd"]), mib(i["stack-floor"]["rssKbEnd"]),
+                         f"{fp['stackFloorRssRatio']:.2f}x", "≤ 1.5x",
+                         yes(fp["stackFloorRssRatio"] <= 1.5)])
     out.append(table(["idle", "bare PySide6 tray", "agent", "ratio", "target", ""], rows))
     return "\n\n".join(out)
 

@@ -1,0 +1,81 @@
+"""The stack's floor: the bare tray app plus what DESIGN.md's stack costs before any agent code.
+
+    BENCH_SERVER=http://127.0.0.1:PORT python benchmarks/stack_floor.py
+
+Issue 14 asks for an idle agent within 1.5x of the bare PySide6 tray app (`bare_tray.py`).
+This process is that tray app plus, used once each as the agent uses them and then kept, the
+parts DESIGN.md chooses for every agent: an asyncio loop in a worker thread, TLS with the OS
+trust store (`truststore`), `httpx` with one request made (so httpcore, anyio and h11 are
+loaded as at run time), the `websockets` client, `keyring` with its backend resolved,
+`phonenumbers` parsing and formatting a UK number, `msgspec` decoding a frame, `platformdirs`,
+`tomllib` and a rotating log file. No agent code. Its idle RSS beside the bare app's is the
+least any agent on this stack can idle at; `bench_footprint.py` measures it beside the agents.
+Like the shipped app it runs without httpx's command-line extras (click).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import threading
+
+sys.modules.setdefault("click", None)  # type: ignore[arg-type]  # as the installer ships it
+
+KEEP: list[object] = []
+
+
+def build_stack(server: str) -> None:
+    import asyncio
+    import logging
+    import logging.handlers
+    import ssl
+    import tomllib
+
+    import httpx
+    import keyring
+    import msgspec
+    import phonenumbers
+    import platformdirs
+    import truststore
+    import websockets.asyncio.client
+
+    ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="worker", daemon=True).start()
+
+    async def first_request() -> httpx.AsyncClient:
+        client = httpx.AsyncClient(verify=ctx, timeout=10)
+        (await client.get(f"{server}/.well-known/openid-configuration")).raise_for_status()
+        return client
+
+    client = asyncio.run_coroutine_threadsafe(first_request(), loop).result(30)
+    store = keyring.get_keyring()
+    number = phonenumbers.parse("07123 456789", "GB")
+    shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+    class Frame(msgspec.Struct):
+        type: str
+        seq: int
+
+    frame = msgspec.json.decode(b'{"type":"notification","seq":1}', type=Frame)
+    log_dir = tempfile.mkdtemp(prefix="stack-floor-")
+    handler = logging.handlers.RotatingFileHandler(os.path.join(log_dir, "floor.log"),
+                                                   maxBytes=10_000_000, backupCount=5)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().warning("stack floor up: %s %s", shown, frame.seq)
+    settings = tomllib.loads('[server]\nurl = "https://api.example.com"\n')
+    KEEP.extend([ctx, loop, client, store, number, frame, handler, settings,
+                 platformdirs.user_config_dir("TapiAgent"), websockets.asyncio.client.connect])
+
+
+def main() -> int:
+    build_stack(os.environ["BENCH_SERVER"])  # before Qt, so PySide6's import hook never sees it
+    from bare_tray import main as tray
+
+    return tray()
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    sys.exit(main())
