@@ -281,7 +281,7 @@ class StreamClient:
                 link.lost = True
                 if link.lowest_seq is not None:
                     self._continuity.skip_lost(link.lowest_seq)
-                self._resync("replay_incomplete")
+                self._resync("replay_incomplete", replayed=frame.count)
             return []
         assert isinstance(frame, HeartbeatFrame)
         return []
@@ -398,7 +398,12 @@ class StreamClient:
                 # first event after it is the oldest the backend holds.
                 self._continuity.skip_lost(seq)
 
-    def _resync(self, reason: str) -> None:
+    def _resync(self, reason: str, **fields: object) -> None:
+        # Visible at WARNING whatever the GUI does with it: a provider's developer reading the
+        # log sees why live pops were closed (replay_incomplete: events lost to the backend's
+        # retention; epoch_changed: the backend restarted; seq_jump: a frame not trusted).
+        log_event("stream.resync", logging.WARNING, reason=reason, epoch=self._link.epoch,
+                  lastSeq=self._continuity.last_seq, **fields)
         try:
             self._on_resync(reason)
         except Exception:

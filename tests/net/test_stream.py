@@ -583,6 +583,9 @@ def test_incomplete_replay_after_retention_loss_asks_for_a_resync(events: Events
             assert h.resyncs == ["replay_incomplete"]
             assert h.call_ids() == ["offline-4", "offline-5"]
             assert all(d.replayed for d in h.deliveries)
+            # The loss is in the log at WARNING, not only in the pops' closing reason.
+            resync = events.named("stream.resync")
+            assert [(e["reason"], e["replayed"]) for e in resync] == [("replay_incomplete", 2)]
 
     try:
         run(scenario)
