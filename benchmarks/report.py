@@ -324,7 +324,7 @@ RUN4 = ("footprint", "shipped", "shipped-10k")
 
 
 def run4(results: dict[str, dict[str, Any] | None], key: str) -> str:
-    """The fourth run's time span (`measuredAt`) or commits (`commit`)."""
+    """The latest run's time span (`measuredAt`) or commits (`commit`): the fifth now."""
     values = sorted({str(r[key]) for n in RUN4 if (r := results.get(n)) is not None})
     if key == "measuredAt" and values:
         return f"{values[0]} – {values[-1]}"

@@ -11,10 +11,16 @@ loaded as at run time), the `websockets` client, `keyring` with its backend reso
 `tomllib` and a rotating log file. No agent code. Its idle RSS beside the bare app's is the
 least any agent on this stack can idle at; `bench_footprint.py` measures it beside the agents.
 Like the shipped app it runs without httpx's command-line extras (click).
+
+    BENCH_SERVER=... QT_QPA_PLATFORM=offscreen python benchmarks/stack_floor.py --steps
+
+prints instead what each part adds to the RSS, in this order, after a QApplication (a part's
+shared dependencies count where they first load, so the order matters), and exits.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import tempfile
@@ -23,26 +29,35 @@ import threading
 sys.modules.setdefault("click", None)  # type: ignore[arg-type]  # as the installer ships it
 
 KEEP: list[object] = []
+STEPS: list[tuple[str, float]] = []
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def step(name: str) -> None:
+    STEPS.append((name, _rss_mib()))
 
 
 def build_stack(server: str) -> None:
+    step("start")
     import asyncio
-    import logging
-    import logging.handlers
     import ssl
-    import tomllib
 
-    import httpx
-    import keyring
-    import msgspec
-    import phonenumbers
-    import platformdirs
     import truststore
-    import websockets.asyncio.client
 
     ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="worker", daemon=True).start()
+    step("asyncio and ssl, a truststore context, the worker thread's loop")
+    import httpx
+
+    step("import httpx")
 
     async def first_request() -> httpx.AsyncClient:
         client = httpx.AsyncClient(verify=ctx, timeout=10)
@@ -50,15 +65,33 @@ def build_stack(server: str) -> None:
         return client
 
     client = asyncio.run_coroutine_threadsafe(first_request(), loop).result(30)
+    step("httpx's first request (httpcore's backend, anyio, h11; on the worker thread)")
+    import websockets.asyncio.client
+
+    step("websockets client")
+    import keyring
+
     store = keyring.get_keyring()
+    step("keyring, its backend resolved")
+    import phonenumbers
+
     number = phonenumbers.parse("07123 456789", "GB")
     shown = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    step("phonenumbers, a UK number parsed and formatted")
+    import msgspec
 
     class Frame(msgspec.Struct):
         type: str
         seq: int
 
     frame = msgspec.json.decode(b'{"type":"notification","seq":1}', type=Frame)
+    step("msgspec, a frame decoded")
+    import logging
+    import logging.handlers
+    import tomllib
+
+    import platformdirs
+
     log_dir = tempfile.mkdtemp(prefix="stack-floor-")
     handler = logging.handlers.RotatingFileHandler(os.path.join(log_dir, "floor.log"),
                                                    maxBytes=10_000_000, backupCount=5)
@@ -67,9 +100,21 @@ def build_stack(server: str) -> None:
     settings = tomllib.loads('[server]\nurl = "https://api.example.com"\n')
     KEEP.extend([ctx, loop, client, store, number, frame, handler, settings,
                  platformdirs.user_config_dir("TapiAgent"), websockets.asyncio.client.connect])
+    step("platformdirs, tomllib, a rotating log file")
 
 
 def main() -> int:
+    if "--steps" in sys.argv:
+        from PySide6.QtWidgets import QApplication
+
+        app = QApplication(sys.argv[:1])
+        before = _rss_mib()
+        build_stack(os.environ["BENCH_SERVER"])
+        for (_, prev), (name, now) in itertools.pairwise(STEPS):
+            print(f"{now - prev:+6.1f} MiB  {name}")
+        print(f"{_rss_mib() - before:+6.1f} MiB  in all, after the QApplication", flush=True)
+        del app
+        return 0
     build_stack(os.environ["BENCH_SERVER"])  # before Qt, so PySide6's import hook never sees it
     from bare_tray import main as tray
 
