@@ -8,8 +8,10 @@ use these, so a caller catches one `FrameError` whichever side parsed the frame.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 TYPES: tuple[str, ...] = ("telephony",)
 SUBTYPES: dict[str, tuple[str, ...]] = {
@@ -70,3 +72,17 @@ def check_sent_at(value: datetime) -> None:
             tzinfo=UTC).timestamp()
     except (OverflowError, ValueError, OSError):
         raise ValueError(SENT_AT_OUT_OF_RANGE) from None
+
+
+def load_json_object(raw: str | bytes) -> dict[str, Any]:
+    """`json.loads` of a frame, with the reasons both sides give: not JSON, nested too deeply
+    (a RecursionError must not escape the frame), not an object."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise FrameError("JSON nested too deeply") from None
+    if not isinstance(data, dict):
+        raise FrameError("frame is not a JSON object")
+    return data

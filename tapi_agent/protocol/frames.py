@@ -21,7 +21,12 @@ from pydantic import (
     field_validator,
 )
 
-from tapi_agent.protocol.common import MAX_FRAME_BYTES, FrameError, check_sent_at
+from tapi_agent.protocol.common import (
+    MAX_FRAME_BYTES,
+    FrameError,
+    check_sent_at,
+    load_json_object,
+)
 from tapi_agent.protocol.envelope import (
     Envelope,
     Timestamp,
@@ -122,15 +127,7 @@ def _decode(raw: str | bytes) -> dict[str, Any]:
     size = len(raw)
     if size > MAX_FRAME_BYTES:
         raise FrameError(f"frame too large ({size} bytes, limit {MAX_FRAME_BYTES})")
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FrameError(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise FrameError("JSON nested too deeply") from None
-    if not isinstance(data, dict):
-        raise FrameError("frame is not a JSON object")
-    return data
+    return load_json_object(raw)
 
 
 def _build(kinds: dict[str, type[_Frame]], data: dict[str, Any]) -> Any:

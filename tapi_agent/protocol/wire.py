@@ -37,7 +37,6 @@ any datetime.
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from datetime import UTC, datetime
@@ -55,6 +54,7 @@ from tapi_agent.protocol.common import (
     FrameError,
     ValidationFailed,
     check_sent_at,
+    load_json_object,
 )
 
 __all__ = [
@@ -322,14 +322,7 @@ def _long_number(raw: str, size: int) -> bool:
 
 def _parse_slowly(raw: str | bytes) -> ServerFrame:
     """The frame as the pydantic side reads it: json.loads, then field by field."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FrameError(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise FrameError("JSON nested too deeply") from None
-    if not isinstance(data, dict):
-        raise FrameError("frame is not a JSON object")
+    data = load_json_object(raw)
     kind = data.get("type")
     model = _SERVER.get(kind) if isinstance(kind, str) else None
     if model is None:
