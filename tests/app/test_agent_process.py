@@ -6,14 +6,16 @@ authorize URL of a mock started with `--auto-approve` to the agent's one-shot lo
 
 from __future__ import annotations
 
-import queue
 import socket
-import subprocess
-import threading
 
 import httpx
 
-from tests.app.test_single_instance_process import _command, _pump, _wait_event, agent_env
+from tests.app.test_single_instance_process import (
+    _wait_event,
+    agent_env,
+    curl_sign_in_env,
+    running_agent,
+)
 from tests.helpers import require_tool
 
 __all__ = ["agent_env"]  # the fixture, re-used
@@ -28,17 +30,8 @@ def free_port() -> int:
 
 def test_agent_signs_in_through_the_browser_flow_and_pops_a_call(agent_env, approving_mock):
     curl = require_tool("curl", "plays the system browser in the sign-in test")
-    env = dict(agent_env, BROWSER=f"{curl} -sS -L -o /dev/null %s",
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-               TAPI_AGENT_AUTH_REDIRECT_PORT=str(free_port()))
-    proc = subprocess.Popen(
-        [*_command(), "--server", approving_mock.base_url, "--log-json", "-"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    try:
+    env = curl_sign_in_env(agent_env, curl, free_port())
+    with running_agent(["--server", approving_mock.base_url], env) as (proc, lines):
         signed_in = _wait_event(lines, proc, "auth.state", 20, state="signed_in")
         assert signed_in["negotiatorId"] == "JAS"
         _wait_event(lines, proc, "connection.state", 20, state="connected")
@@ -53,9 +46,3 @@ def test_agent_signs_in_through_the_browser_flow_and_pops_a_call(agent_env, appr
         assert resp.status_code == 202
         shown = _wait_event(lines, proc, "pop.shown", 20, callId="proc-1")
         assert shown["state"] == "ringing" and shown["latencyMs"] >= 0
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import httpx
@@ -23,7 +21,12 @@ import pytest
 
 from tests.app.test_agent_process import free_port
 from tests.app.test_end_to_end import call, post
-from tests.app.test_single_instance_process import _command, _pump, _wait_event, agent_env
+from tests.app.test_single_instance_process import (
+    _wait_event,
+    agent_env,
+    curl_sign_in_env,
+    running_agent,
+)
 from tests.helpers import require_tool
 
 __all__ = ["agent_env"]  # the fixture, re-used
@@ -121,17 +124,8 @@ def test_the_shipped_agent_process_pops_a_call_without_loading_pydantic(
 ):
     curl = require_tool("curl", "plays the system browser in the sign-in")
     assert post(approving_mock, call("missedCall", "m-1", ["JAS"])).status_code == 202
-    env = dict(agent_env, BROWSER=f"{curl} -sS -L -o /dev/null %s",
-               PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
-               TAPI_AGENT_AUTH_REDIRECT_PORT=str(free_port()))
-    proc = subprocess.Popen(
-        [*_command(), "--server", approving_mock.base_url, "--log-json", "-"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
-    try:
+    env = curl_sign_in_env(agent_env, curl, free_port())
+    with running_agent(["--server", approving_mock.base_url], env) as (proc, lines):
         _wait_event(lines, proc, "connection.state", 30, state="connected")
         _wait_event(lines, proc, "missed.added", 20, callId="m-1")  # an envelope read
         resp = httpx.post(f"{approving_mock.base_url}/notifications",
@@ -140,12 +134,6 @@ def test_the_shipped_agent_process_pops_a_call_without_loading_pydantic(
         assert resp.status_code == 202
         _wait_event(lines, proc, "pop.shown", 20, callId="p-1")  # a frame read
         mapped = _mapped(proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
     assert any("/msgspec/_core" in path for path in mapped), sorted(mapped)
     assert [path for path in mapped if "pydantic" in path] == []
     # the check can see pydantic: this pytest process runs the mock, so it has it mapped

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,10 +67,12 @@ def _wait_event(lines: queue.Queue[str], proc: subprocess.Popen[str], event: str
                          f"output:\n{''.join(seen[-30:])}")
 
 
-@pytest.fixture
-def first_agent(agent_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str],
-                                                              queue.Queue[str]]]:
-    proc = subprocess.Popen([*_command(), "demo", "--log-json", "-"], env=agent_env,
+@contextmanager
+def running_agent(args: list[str], env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str],
+                                                                         queue.Queue[str]]]:
+    """The real `tapi-agent` with `args` and `--log-json -`: the process and its output lines
+    (read by a thread, for `_wait_event`); terminated (killed after 10 s) on the way out."""
+    proc = subprocess.Popen([*_command(), *args, "--log-json", "-"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str] = queue.Queue()
     assert proc.stdout is not None
@@ -84,6 +87,21 @@ def first_agent(agent_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[st
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def curl_sign_in_env(agent_env: dict[str, str], curl: str, redirect_port: int) -> dict[str, str]:
+    """`agent_env` for a browser sign-in that curl plays (following the redirects), with a
+    keyring that fails, so every start signs in afresh and nothing touches the user's store."""
+    return dict(agent_env, BROWSER=f"{curl} -sS -L -o /dev/null %s",
+                PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+                TAPI_AGENT_AUTH_REDIRECT_PORT=str(redirect_port))
+
+
+@pytest.fixture
+def first_agent(agent_env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str],
+                                                              queue.Queue[str]]]:
+    with running_agent(["demo"], agent_env) as running:
+        yield running
 
 
 @pytest.mark.slow
@@ -116,27 +134,17 @@ def test_a_squatter_on_the_old_shared_name_does_not_stop_the_agent(
     squatter.bind(str(old_name))
     squatter.listen(8)
     squatter.setblocking(False)
-    proc = subprocess.Popen([*_command(), "demo", "--log-json", "-"], env=agent_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    assert proc.stdout is not None
-    threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
     try:
-        _wait_event(lines, proc, "connection.state", 60, state="connected")
-        # the agent's own channel works, in the user's private runtime directory
-        second = subprocess.run([*_command(), "demo", "--log-json", "-"], env=agent_env,
-                                capture_output=True, text=True, timeout=60, check=False)
-        assert second.returncode == 0, second.stdout + second.stderr
-        _wait_event(lines, proc, "log", 30, contains="asked us to show ourselves")
-        assert (Path(agent_env["XDG_RUNTIME_DIR"]) / "TapiAgent" / "agent.sock").exists()
-        with pytest.raises(BlockingIOError):
-            squatter.accept()  # nobody ever talked to the squatter
+        with running_agent(["demo"], agent_env) as (proc, lines):
+            _wait_event(lines, proc, "connection.state", 60, state="connected")
+            # the agent's own channel works, in the user's private runtime directory
+            second = subprocess.run([*_command(), "demo", "--log-json", "-"], env=agent_env,
+                                    capture_output=True, text=True, timeout=60, check=False)
+            assert second.returncode == 0, second.stdout + second.stderr
+            _wait_event(lines, proc, "log", 30, contains="asked us to show ourselves")
+            assert (Path(agent_env["XDG_RUNTIME_DIR"]) / "TapiAgent" / "agent.sock").exists()
+            with pytest.raises(BlockingIOError):
+                squatter.accept()  # nobody ever talked to the squatter
     finally:
         squatter.close()
         old_name.unlink(missing_ok=True)
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
