@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from tapi_agent.mock.seed import LINE_NAMES
+from tapi_agent.net.http import HttpClient
 
 log = logging.getLogger("tapi_agent.demo")
 
@@ -118,16 +117,19 @@ class DemoPlayer:
         played = 0
         token = self._server.provider_token()
         headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=self._server.base_url, headers=headers,
-                                     timeout=5) as http:
+        http = HttpClient(proxy="none", timeout_s=5, headers=headers)
+        try:
             for round_no in itertools.count(1):
                 for call in script(self._me):
                     for step in call:
                         call_id = f"demo-{round_no}-{step.call}"
-                        resp = await http.post("/notifications", json=envelope(step, call_id))
+                        resp = await http.post(f"{self._server.base_url}/notifications",
+                                               json=envelope(step, call_id))
                         if resp.status_code != 202:
                             log.warning("demo POST refused: %s %s", resp.status_code, resp.text)
                         await asyncio.sleep(step.wait * self._gap)
                     played += 1
                     if self._calls and played >= self._calls:
                         return
+        finally:
+            await http.aclose()

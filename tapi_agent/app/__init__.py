@@ -13,9 +13,9 @@ one idea a module:
   `bridge` (the worker-to-GUI signals).
 
 `ui` and `net` never import each other: everything that crosses between them goes through here.
-Heavy imports (Qt, httpx, the protocol models) happen inside functions, with `TYPE_CHECKING`
-imports for their types, so `--version` and `diagnose` start fast and mypy still checks the
-wiring.
+Heavy imports (Qt, the HTTP client, the protocol models) happen inside functions, with
+`TYPE_CHECKING` imports for their types, so `--version` and `diagnose` start fast and mypy
+still checks the wiring.
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def run_gui(args: argparse.Namespace, settings: Settings, paths: Paths) -> int:
     session_hooks = winsession.install(qt)  # Windows: Restart Manager and session end
 
     # The tray icon first, so the user sees the agent at once; everything else (protocol
-    # models, httpx, websockets, the pops) is imported and built once the icon is docked.
+    # models, the HTTP client, websockets, the pops) is imported and built once the icon is docked.
     tray = _early_tray()
     holder: list[Agent] = []
 

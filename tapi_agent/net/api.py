@@ -13,13 +13,11 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
-
-import httpx
+from urllib.parse import quote, urlsplit
 
 from tapi_agent.core.directory import Contact, Negotiator
 from tapi_agent.core.missed import DeferredCall
-from tapi_agent.net.http import make_http_client
+from tapi_agent.net.http import HttpClient, HttpError, Response, make_http_client
 from tapi_agent.net.session import TokenSource, secrets_may_go_to
 from tapi_agent.protocol.wire import ValidationFailed, read_envelope
 
@@ -48,7 +46,7 @@ class ApiClient:
         base_url: str,
         tokens: TokenSource,
         *,
-        http: httpx.AsyncClient | None = None,
+        http: HttpClient | None = None,
         proxy: str = "system",
         platform_url: str | None = None,
     ) -> None:
@@ -68,7 +66,7 @@ class ApiClient:
     async def _request(
         self, method: str, path: str, params: Params | None = None,
         json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         platform = not path.startswith("/notifications")
         url = (self.platform_url if platform else self.base_url) + path
         _require_secure(url, method, path)
@@ -86,13 +84,13 @@ class ApiClient:
     async def _send(
         self, method: str, url: str, path: str, params: Params | None, token: str,
         headers: dict[str, str], json: dict[str, Any] | None = None,
-    ) -> httpx.Response:
+    ) -> Response:
         try:
             return await self._http.request(
                 method, url, params=params, json=json,
                 headers={**headers, "Authorization": f"Bearer {token}"},
             )
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise ApiError(0, f"{method} {path} failed: {exc or type(exc).__name__}") from None
 
     async def _json(
@@ -179,7 +177,7 @@ class ApiClient:
         return response.headers.get("location", "")
 
 
-def _validation_text(response: httpx.Response) -> str:
+def _validation_text(response: Response) -> str:
     """The 422 body as one line: its description and each `field: message`."""
     try:
         body = response.json()
@@ -208,14 +206,15 @@ async def delete_seen(api: ApiClient, deferred_ids: list[str]) -> list[str]:
 
 def _require_secure(url: str, method: str, path: str) -> None:
     """A bearer token goes over https, or plain http to this PC only."""
-    parts = httpx.URL(url)
-    if parts.scheme in ("https", "http") and secrets_may_go_to(parts.scheme, parts.host):
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme in ("https", "http") and secrets_may_go_to(scheme, host):
         return
     raise ApiError(0, f"{method} {path}: refusing to send the session's token to "
-                      f"{parts.scheme}://{parts.host} in clear text; use https://")
+                      f"{scheme}://{host} in clear text; use https://")
 
 
-def _raise_for(response: httpx.Response) -> None:
+def _raise_for(response: Response) -> None:
     if response.is_success:
         return
     description = response.reason_phrase or "request failed"
@@ -225,8 +224,7 @@ def _raise_for(response: httpx.Response) -> None:
             description = body["description"]
     except ValueError:
         pass
-    raise ApiError(response.status_code, f"{response.request.method} "
-                   f"{response.request.url.path}: {description}")
+    raise ApiError(response.status_code, f"{response.method} {response.path}: {description}")
 
 
 def _contact(item: dict[str, Any]) -> Contact | None:

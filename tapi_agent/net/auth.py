@@ -22,10 +22,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
-
 from tapi_agent.core.log import log_event
-from tapi_agent.net.http import make_http_client
+from tapi_agent.net.http import HttpClient, HttpError, Response, make_http_client
 from tapi_agent.net.id_token_child import verify_in_child
 from tapi_agent.net.oidc import (
     AuthError,
@@ -132,7 +130,7 @@ class ReapitConnect:
     """
 
     def __init__(
-        self, issuer: str, client_id: str, *, http: httpx.AsyncClient | None = None,
+        self, issuer: str, client_id: str, *, http: HttpClient | None = None,
         proxy: str = "system", endpoints: Endpoints | None = None,
         negotiator_claim: str = NEGOTIATOR_CLAIM, prompt: str = "auto",
         scope: str = DEFAULT_SCOPE,
@@ -172,12 +170,12 @@ class ReapitConnect:
                             f"the setting {setting}")
         return parse_json_document(response.content, f"{what} at {url}")
 
-    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+    async def _get(self, url: str, headers: dict[str, str]) -> Response:
         """GET from the provider; AuthUnavailable when it cannot answer (network, 5xx)."""
         try:
             response = await self._http.get(url, headers={**headers,
                                                           "Accept": "application/json"})
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise AuthUnavailable(
                 f"Could not reach the sign-in provider at {url}: {exc or type(exc).__name__}"
             ) from None
@@ -345,7 +343,7 @@ class ReapitConnect:
         try:
             response = await self._http.post(url, data={
                 "token": token, "token_type_hint": hint, "client_id": self.client_id})
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise AuthUnavailable(f"Could not reach the provider to revoke the session: "
                                   f"{exc or type(exc).__name__}") from None
         if response.status_code >= 400:
@@ -364,7 +362,7 @@ class ReapitConnect:
         try:
             response = await self._http.post(
                 url, data=form, headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise AuthUnavailable(
                 f"Could not reach the sign-in provider at {url}: {exc or type(exc).__name__}"
             ) from None
@@ -398,7 +396,7 @@ class ReapitConnect:
         )
 
 
-def _json_or_empty(response: httpx.Response) -> dict[str, Any]:
+def _json_or_empty(response: Response) -> dict[str, Any]:
     try:
         data = response.json()
     except (ValueError, RecursionError):

@@ -19,12 +19,11 @@ from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 
 from tapi_agent.core.redact import redact_value
-from tapi_agent.net.http import make_http_client, tls_context
+from tapi_agent.net.http import HttpError, make_http_client, tls_context
 from tapi_agent.net.session import SessionGone, TokenSource, is_loopback_host
 from tapi_agent.net.stream import InsecureServerError, stream_url
 from tapi_agent.protocol.wire import FrameError, WelcomeFrame, parse_server_frame
@@ -222,7 +221,7 @@ async def diagnose(
         client = make_http_client("none" if loopback else proxy, timeout_s=timeout_s)
         try:
             response = await client.get(server_url.rstrip("/") + "/")
-        except httpx.HTTPError as exc:
+        except HttpError as exc:
             raise _StepFailed(f"no HTTP answer: {exc or type(exc).__name__}",
                               "check network.proxy and that server.url is the backend") from None
         finally:

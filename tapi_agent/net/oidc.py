@@ -7,7 +7,7 @@ has a path and lives on another host than its endpoints (`https://connect.reapit
 
 ID tokens are verified with PyJWT (+ `cryptography`): it is already what the mock signs with,
 it is small, maintained, and has no network code of its own in the path we use (we fetch the
-JWKS with the agent's own httpx client, so proxies and the OS trust store apply). The checks are
+JWKS with the agent's own HTTP client, so proxies and the OS trust store apply). The checks are
 OIDC Core 3.1.3.7: an asymmetric `alg` (never `none`, never a MAC with a public client), the
 signature against the provider's JWKS (`kid`; an unknown `kid` refetches the keys once),
 `iss` equal to the issuer, `aud` containing our client id (and `azp` equal to it when there are
