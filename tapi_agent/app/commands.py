@@ -19,11 +19,8 @@ def run_sign_out(settings: Settings) -> int:
     """`tapi-agent sign-out`: the running agent signs out (its session revoked at the provider
     and ended in the browser); with no agent running, the saved session is ended the same way.
     For shared PCs and scripts (a sign-off script, IT's remote tools)."""
-    from PySide6.QtCore import QCoreApplication
-
     from tapi_agent.ui.single_instance import SIGN_OUT, default_name, tell
 
-    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
     if tell(default_name(runtime_dir()), SIGN_OUT):
         print("Asked the running TAPI Agent to sign out.")
         return 0
@@ -76,12 +73,9 @@ def agent_running() -> bool:
     """Whether a TAPI Agent of this user answers on the single-instance channel (a PING it
     ignores: it neither shows itself nor changes anything)."""
     try:
-        from PySide6.QtCore import QCoreApplication
-
         from tapi_agent.ui.single_instance import PING, default_name, tell
     except ImportError:  # pragma: no cover - partial installs
         return False
-    _app = QCoreApplication.instance() or QCoreApplication(sys.argv[:1])  # QLocalSocket needs it
     try:
         return tell(default_name(runtime_dir()), PING)
     except OSError:

@@ -136,5 +136,7 @@ def test_the_shipped_agent_process_pops_a_call_without_loading_pydantic(
         mapped = _mapped(proc.pid)
     assert any("/msgspec/_core" in path for path in mapped), sorted(mapped)
     assert [path for path in mapped if "pydantic" in path] == []
+    # nor QtNetwork: the single-instance channel is multiprocessing.connection (issue 14)
+    assert [path for path in mapped if "QtNetwork" in path or "Qt6Network" in path] == []
     # the check can see pydantic: this pytest process runs the mock, so it has it mapped
     assert any("pydantic_core" in path for path in _mapped(os.getpid()))
