@@ -392,7 +392,6 @@ class Agent:
     # -- tray and user actions -----------------------------------------------------------
 
     def _build_tray(self) -> None:
-        from tapi_agent.ui.status_window import StatusWindow
         from tapi_agent.ui.tray import Tray
 
         tray: Tray | StatusWindow
@@ -402,6 +401,9 @@ class Agent:
             tray = icon
         else:
             log.warning("this desktop has no system tray: showing a status window instead")
+            # imported only here: an agent with a tray never loads it (issue 14, ~0.8 MiB)
+            from tapi_agent.ui.status_window import StatusWindow
+
             tray = StatusWindow()
             tray.show()
         self.tray = tray
