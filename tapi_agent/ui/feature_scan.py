@@ -13,9 +13,12 @@ developer's venv) pays the full cost.
 
 `skip_feature_source_scan()` swaps that function for one that gives the same answer for a
 plain `.py` module by searching the file's bytes, without caching them; anything else (an
-extension module, a frozen or zipped one) still goes to PySide6's own check. It relies on a
-private PySide6 module, so it does nothing when that module or function is not there, and
-`tests/ui/test_feature_scan.py` fails if a PySide6 upgrade changes either.
+extension module, a frozen or zipped one) still goes to PySide6's own check. What the original
+check cached before the swap (`enum.py` and shiboken6's `__init__.py`, which PySide6 imports
+while it loads: ~0.2 MiB of lines) is dropped then: `linecache` reads a file again when a
+traceback needs it. It relies on a private PySide6 module, so it does nothing when that module
+or function is not there, and `tests/ui/test_feature_scan.py` fails if a PySide6 upgrade
+changes either.
 """
 
 from __future__ import annotations
@@ -55,4 +58,7 @@ def skip_feature_source_scan() -> bool:
     if getattr(original, _MARK, False):
         return True
     feature._mod_uses_pyside = _uncached_check(original)
+    import linecache
+
+    linecache.clearcache()  # what the original check read while PySide6 loaded
     return True

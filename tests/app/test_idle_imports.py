@@ -84,3 +84,13 @@ def test_an_agent_without_a_tray_imports_and_shows_the_status_window(
     assert "tapi_agent.ui.status_window" in report["modules"]
 
 
+
+def test_the_started_agent_keeps_no_source_lines_pyside_read_while_it_loaded(
+    agent_env: dict[str, str],
+) -> None:
+    report = _started_agent(agent_env)
+    assert "PySide6" in report["modules"]
+    kept = [name for name in report["linecache"]
+            if name.endswith(("enum.py", "shiboken6/__init__.py"))]
+    assert kept == []  # dropped by ui.feature_scan when it installed its check
+
