@@ -31,7 +31,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-from zoneinfo import available_timezones
 
 from tapi_agent.core.redact import redact_value
 
@@ -91,6 +90,8 @@ _TZ_CACHE: set[str] = set()
 
 def _timezones() -> set[str]:
     if not _TZ_CACHE:
+        from zoneinfo import available_timezones  # only when calls.timezone is set (issue 14)
+
         _TZ_CACHE.update(available_timezones())
     return _TZ_CACHE
 

@@ -401,7 +401,7 @@ class Agent:
             tray = icon
         else:
             log.warning("this desktop has no system tray: showing a status window instead")
-            # imported only here: an agent with a tray never loads it (issue 14, ~0.8 MiB)
+            # imported only here: an agent with a tray never loads it (issue 14)
             from tapi_agent.ui.status_window import StatusWindow
 
             tray = StatusWindow()

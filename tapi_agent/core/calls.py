@@ -13,9 +13,8 @@ import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     from tapi_agent.protocol.wire import NotificationFrame
@@ -137,7 +136,7 @@ class CallBook:
     def __init__(self, me: str, settings: CallSettings | None = None) -> None:
         self.me = me
         self.settings = settings or CallSettings()
-        self._zone = ZoneInfo(self.settings.timezone)
+        self._zone: tzinfo | None = None  # settings.timezone, loaded when first needed
         self._live: dict[str, _Call] = {}
         # Finished calls: call id -> when the tombstone expires, and the ids oldest burial
         # first (expiry order, as the tombstone time is fixed); id-less calls: key ->
@@ -285,8 +284,18 @@ class CallBook:
     def _created_epoch(self, event: CallEvent) -> float:
         created = event.created
         if created.tzinfo is None:
-            created = created.replace(tzinfo=self._zone)
+            created = created.replace(tzinfo=self._timezone())
         return created.timestamp()
+
+    def _timezone(self) -> tzinfo:
+        """`settings.timezone`, loaded the first time a payload time comes without a zone:
+        an agent that has seen no such call does not keep `zoneinfo` (and the `sysconfig` it
+        imports), ~0.25 MiB (issue 14)."""
+        if self._zone is None:
+            from zoneinfo import ZoneInfo
+
+            self._zone = ZoneInfo(self.settings.timezone)
+        return self._zone
 
     def _find_live(self, event: CallEvent, now: float) -> _Call | None:
         if event.call_id is not None:
@@ -378,9 +387,9 @@ class CallBook:
         key = self._new_key(event)
         pair = (event.caller, event.destination)
         stale = self._is_stale(event, now)
-        at = event.sent_at if event.sent_at is not None else self._created_epoch(event)
         by = event.answered_by
         if stale:
+            at = event.sent_at if event.sent_at is not None else self._created_epoch(event)
             self._record(event, key, "stale", at, by)
             self._tombstone(key, event.call_id, pair, at, now)
             return []

@@ -94,3 +94,10 @@ def test_the_started_agent_keeps_no_source_lines_pyside_read_while_it_loaded(
             if name.endswith(("enum.py", "shiboken6/__init__.py"))]
     assert kept == []  # dropped by ui.feature_scan when it installed its check
 
+
+def test_the_started_agent_has_not_loaded_zoneinfo(agent_env: dict[str, str]) -> None:
+    """`calls.timezone` is read only for a payload time without a zone that makes a call
+    stale; a started agent has not loaded `zoneinfo` (nor the `sysconfig` it imports)."""
+    report = _started_agent(agent_env)
+    assert "tapi_agent.core.calls" in report["modules"]  # the pops' call book is built
+    assert [m for m in report["modules"] if m.split(".")[0] in ("zoneinfo", "sysconfig")] == []
