@@ -44,9 +44,10 @@ from typing import Any
 
 T_START = time.time()
 
-# The installer's PyInstaller spec excludes these (httpx imports its command-line tool, and with
-# it click, rich and pygments, only when they are installed, as they are in a dev venv).
-SHIPPED_WITHOUT = ("httpx._main", "click", "rich", "pygments")
+# The installer's PyInstaller spec excludes these: httpx and what it runs on (the mock's and the
+# tests' client; the agent speaks HTTP with h11), and click, rich and pygments, which libraries
+# import only when they are installed, as they are in a dev venv.
+SHIPPED_WITHOUT = ("httpx", "httpcore", "anyio", "click", "rich", "pygments")
 if "--as-shipped" in sys.argv:
     for _name in SHIPPED_WITHOUT:
         sys.modules[_name] = None  # type: ignore[assignment]
@@ -248,12 +249,11 @@ def main() -> int:
 
 def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     """Import, build and start the Agent (with the harness's measuring hooks)."""
-    import httpx
-
     from tapi_agent.app import Agent
     from tapi_agent.config import Paths, load_settings
     from tapi_agent.core.log import EVENTS_LOGGER
     from tapi_agent.logs import setup_logging
+    from tapi_agent.net.http import HttpClient
     from tapi_agent.net.session import CallableTokenSource
     from tapi_agent.ui.popstack import PopStack
 
@@ -269,11 +269,16 @@ def build(args: argparse.Namespace, holder: dict[str, Any]) -> None:
     neg = args.negotiator
 
     async def mint() -> tuple[str, float]:
-        async with httpx.AsyncClient(base_url=args.server, timeout=10) as http:
-            r = await http.post("/_mock/tokens", json={"negotiatorId": neg})
-            r.raise_for_status()
-            body = r.json()
-            return body["access_token"], time.time() + float(body["expires_in"])
+        # The agent's own HTTP client, so the harness loads nothing the agent does not.
+        http = HttpClient(proxy="none", timeout_s=10)
+        try:
+            r = await http.post(f"{args.server}/_mock/tokens", json={"negotiatorId": neg})
+        finally:
+            await http.aclose()
+        if not r.is_success:
+            raise RuntimeError(f"minting a token: HTTP {r.status_code}")
+        body = r.json()
+        return body["access_token"], time.time() + float(body["expires_in"])
 
     on_event = PopStack.on_event
 

@@ -18,7 +18,7 @@ origin, until the tray embeds it in its panel).
   in through the browser flow against its own `tapi-agent-mock serve --auto-approve JAS`
   (`bench_shipped.Shipped`); its RSS, CPU and wake-ups over the same window.
 - idle, the stack's floor: `stack_floor.py`, the bare tray plus DESIGN.md's stack (asyncio
-  worker, TLS with the OS trust store, httpx, websockets, keyring, phonenumbers, msgspec...)
+  worker, TLS with the OS trust store, h11, websockets, keyring, phonenumbers, msgspec...)
   used once each and no agent code: the least an agent on this stack can idle at.
 """
 
@@ -84,8 +84,7 @@ class ShippedStack:
 
 
 # kind -> (script, extra arguments). The agent runs `--as-shipped`: without the modules the
-# installer leaves out (click, rich, pygments: httpx imports its command-line tool only when they
-# are installed). "agent" starts as `run_gui` does (tray first, the rest once the icon is docked).
+# installer leaves out (httpx, httpcore, anyio, click, rich, pygments). "agent" starts as `run_gui` does (tray first, the rest once the icon is docked).
 # Idle only: "agent-pyside-scan" is the agent without the fix for PySide6's feature hook (which
 # keeps the source of every module imported after Qt: `tapi_agent/ui/feature_scan.py`), to show
 # what that fix is worth in the same run.

@@ -5,12 +5,12 @@
 Issue 14 asks for an idle agent within 1.5x of the bare PySide6 tray app (`bare_tray.py`).
 This process is that tray app plus, used once each as the agent uses them and then kept, the
 parts DESIGN.md chooses for every agent: an asyncio loop in a worker thread, TLS with the OS
-trust store (`truststore`), `httpx` with one request made (so httpcore, anyio and h11 are
-loaded as at run time), the `websockets` client, `keyring` with its backend resolved,
+trust store (`truststore`), one HTTP request with `h11` over asyncio streams (the agent's HTTP
+client since issue 14's third round; DESIGN.md named httpx, which cost ~8 MiB more), the
+`websockets` client, `keyring` with its backend resolved,
 `phonenumbers` parsing and formatting a UK number, `msgspec` decoding a frame, `platformdirs`,
 `tomllib` and a rotating log file. No agent code. Its idle RSS beside the bare app's is the
 least any agent on this stack can idle at; `bench_footprint.py` measures it beside the agents.
-Like the shipped app it runs without httpx's command-line extras (click).
 
     BENCH_SERVER=... QT_QPA_PLATFORM=offscreen python benchmarks/stack_floor.py --steps
 
@@ -25,8 +25,6 @@ import os
 import sys
 import tempfile
 import threading
-
-sys.modules.setdefault("click", None)  # type: ignore[arg-type]  # as the installer ships it
 
 KEEP: list[object] = []
 STEPS: list[tuple[str, float]] = []
@@ -55,17 +53,31 @@ def build_stack(server: str) -> None:
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, name="worker", daemon=True).start()
     step("asyncio and ssl, a truststore context, the worker thread's loop")
-    import httpx
+    from urllib.parse import urlsplit
 
-    step("import httpx")
+    import h11
 
-    async def first_request() -> httpx.AsyncClient:
-        client = httpx.AsyncClient(verify=ctx, timeout=10)
-        (await client.get(f"{server}/.well-known/openid-configuration")).raise_for_status()
-        return client
+    step("import h11")
+
+    async def first_request() -> tuple[asyncio.StreamWriter, h11.Connection]:
+        # One GET as the agent's client makes it (tapi_agent/net/http.py): h11 over a stream.
+        parts = urlsplit(server)
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        state = h11.Connection(h11.CLIENT)
+        target = "/.well-known/openid-configuration"
+        writer.write(state.send(h11.Request(method="GET", target=target,
+                                            headers=[("Host", parts.netloc)])))
+        writer.write(state.send(h11.EndOfMessage()))
+        await writer.drain()
+        while not isinstance(event := state.next_event(), h11.EndOfMessage):
+            if event is h11.NEED_DATA:
+                state.receive_data(await reader.read(65536))
+            elif isinstance(event, h11.Response) and event.status_code != 200:
+                raise RuntimeError(f"HTTP {event.status_code}")
+        return writer, state
 
     client = asyncio.run_coroutine_threadsafe(first_request(), loop).result(30)
-    step("httpx's first request (httpcore's backend, anyio, h11; on the worker thread)")
+    step("h11's first request on the worker thread's asyncio streams")
     import websockets.asyncio.client
 
     step("websockets client")
