@@ -84,7 +84,8 @@ class ShippedStack:
 
 
 # kind -> (script, extra arguments). The agent runs `--as-shipped`: without the modules the
-# installer leaves out (httpx, httpcore, anyio, click, rich, pygments). "agent" starts as `run_gui` does (tray first, the rest once the icon is docked).
+# installer leaves out (httpx, httpcore, anyio, click, rich, pygments). "agent" starts as
+# `run_gui` does (tray first, the rest once the icon is docked).
 # Idle only: "agent-pyside-scan" is the agent without the fix for PySide6's feature hook (which
 # keeps the source of every module imported after Qt: `tapi_agent/ui/feature_scan.py`), to show
 # what that fix is worth in the same run.

@@ -21,7 +21,7 @@ BACKUP_COUNT = 5
 HUMAN_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
 
 # Libraries that log every request at INFO; their chatter drowns the agent's own lines.
-_QUIET = ("httpx", "httpcore", "websockets", "asyncio", "urllib3", "keyring")
+_QUIET = ("websockets", "asyncio", "keyring")
 
 # Something that looks like a phone number: 7+ digits with spaces, dashes, dots or brackets,
 # not glued to letters (ids), and not an ISO date or a time (which has 8 digits and dashes).
