@@ -138,7 +138,7 @@ class _Proxy:
 class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    h11: h11.Connection
+    state: h11.Connection  # the HTTP/1.1 state of this connection
     reused: bool = False
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
 
@@ -169,6 +169,7 @@ class HttpClient:
         self._ssl = ssl_context
         self._idle: dict[tuple[_Origin, _Proxy | None], list[_Connection]] = {}
         self._closed = False
+        self._system_proxies: dict[str, str] | None = None
         self._fixed_proxy: _Proxy | HttpError | None = None
         if self._proxy_setting not in ("system", "none"):
             try:
@@ -259,7 +260,9 @@ class HttpClient:
             return self._fixed_proxy
         import urllib.request  # websockets loads it for its own proxy setting too
 
-        url = urllib.request.getproxies().get(origin.scheme)
+        if self._system_proxies is None:  # read once per client, as httpx did (on Windows
+            self._system_proxies = urllib.request.getproxies()  # it reads the registry)
+        url = self._system_proxies.get(origin.scheme)
         if not url or urllib.request.proxy_bypass(origin.host):
             return None
         return _parse_proxy(url)
@@ -279,7 +282,7 @@ class HttpClient:
         return await self._connect(origin, proxy)
 
     def _release(self, connection: _Connection, origin: _Origin, proxy: _Proxy | None) -> None:
-        state = connection.h11
+        state = connection.state
         if (self._closed or state.our_state is not h11.DONE
                 or state.their_state is not h11.DONE):
             connection.close()
@@ -364,7 +367,7 @@ class HttpClient:
 
     async def _exchange(self, connection: _Connection, origin: _Origin, proxy: _Proxy | None,
                         request: h11.Request, body: bytes, url: str) -> Response:
-        state, reader, writer = connection.h11, connection.reader, connection.writer
+        state, reader, writer = connection.state, connection.reader, connection.writer
         started = False  # any byte of the answer seen
         try:
             writer.write(state.send(request))
@@ -399,7 +402,7 @@ class HttpClient:
                     break
                 else:  # ConnectionClosed or PAUSED: no complete answer
                     raise HttpError(f"{origin.host} closed the connection mid-answer")
-        except (ConnectionError, BrokenPipeError) as exc:
+        except ConnectionError as exc:
             if not started and connection.reused:
                 raise _StaleConnection from None
             raise HttpError(f"the connection to {origin.host} failed: {exc}") from None
