@@ -21,10 +21,11 @@ algorithms), `clientId`, `nonce`, `now`, `leeway`. The child writes one JSON obj
 parent), and exits 0; anything else it could not do is `{"error": {"internal": ...}}` and exit 2.
 The token is a credential: stdin only, never on a command line, never logged.
 
-How it is started: `python -P -m tapi_agent.net.id_token_child` from a pip install or a venv;
-from the frozen app, the console executable beside the running one
-(`tapi-agent-cli --verify-id-token`, a hidden argument `tapi_agent.app.main` dispatches before
-anything else; a windowed executable may have no stdio), with `CREATE_NO_WINDOW` on Windows.
+How it is started (`child_process`, shared with `token_child`): `python -P -m
+tapi_agent.net.id_token_child` from a pip install or a venv; from the frozen app, the console
+executable beside the running one (`tapi-agent-cli --verify-id-token`, a hidden argument
+`tapi_agent.app.main` dispatches before anything else; a windowed executable may have no
+stdio), with `CREATE_NO_WINDOW` on Windows.
 A child that cannot start, crashes, prints something else or takes longer than 20 s ends the
 sign-in with an AuthError naming the cause; nothing is stored.
 
@@ -41,13 +42,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, BinaryIO
 
+from tapi_agent.net import child_process
 from tapi_agent.net.oidc import (
     LEEWAY_S,
     AuthError,
@@ -73,22 +73,10 @@ _WHAT = "the ID token check (a helper process of the agent)"
 def child_command() -> list[str]:
     """How to start the child: this interpreter with `-m`, or the frozen app's own executable
     (its console twin `tapi-agent-cli` when there is one) with the hidden argument."""
-    if getattr(sys, "frozen", False):
-        exe = Path(sys.executable)
-        cli = exe.with_name("tapi-agent-cli" + exe.suffix)
-        return [str(cli if cli.is_file() else exe), CHILD_FLAG]
-    # -P: the current directory is not put on sys.path (the child imports only the package).
-    return [sys.executable, "-P", "-m", MODULE]
+    return child_process.child_command(MODULE, CHILD_FLAG)
 
 
-def _child_env() -> dict[str, str]:
-    """The agent's environment; from a source tree, the package's directory on PYTHONPATH so
-    the child imports the same `tapi_agent` as the agent."""
-    env = dict(os.environ)
-    if not getattr(sys, "frozen", False):
-        root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
+_child_env = child_process.child_env
 
 
 def _redacted(text: str, token: str) -> str:
@@ -100,8 +88,7 @@ def _redacted(text: str, token: str) -> str:
 
 
 def _last_line(stderr: bytes, token: str) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return _redacted(lines[-1], token)[:300] if lines else ""
+    return _redacted(child_process.last_line(stderr), token)[:300]
 
 
 async def verify_in_child(
@@ -118,8 +105,7 @@ async def verify_in_child(
 ) -> dict[str, Any]:
     """`oidc.verify_id_token` in a child process: the claims, the same IdTokenError for a
     refused token, AuthError (AuthUnavailable for a timeout) when the child itself fails."""
-    import asyncio  # here: the child itself needs neither (~45 ms of its start-up)
-    import subprocess
+    import asyncio  # here: the child itself does not need it (~45 ms of its start-up)
 
     request = json.dumps({
         "token": token, "keys": keys, "issuer": metadata.issuer,
@@ -127,14 +113,11 @@ async def verify_in_child(
         "now": time.time() if now is None else now, "leeway": leeway,
     }).encode("utf-8")
     argv = list(command) if command is not None else child_command()
-    options: dict[str, Any] = {}
-    if sys.platform == "win32":
-        options["creationflags"] = subprocess.CREATE_NO_WINDOW
     started = time.perf_counter()
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=_child_env(), **options)
+            stderr=asyncio.subprocess.PIPE, env=_child_env(), **child_process.no_window())
     except (OSError, ValueError) as exc:
         raise AuthError(f"The sign-in could not be completed: {_WHAT} could not be started "
                         f"({argv[0] if argv else '?'}: {exc}). Nothing was saved") from None

@@ -12,11 +12,15 @@ token together are a few KiB, and an HTTP server refuses a header much above 16 
 bearer token cannot be larger). A head claiming more chunks than that needs (a corrupt or
 planted entry, e.g. `v1#30000000#...`) is read as no stored session, costing nothing, and
 `save` refuses a secret beyond the bound so `load` never rejects what `save` wrote.
+
+keyring is imported when a store first touches its backend, not with this module: the running
+agent uses the store through a child process (`token_child`), and keyring's chain
+(importlib_metadata, jaraco.*, and on Linux jeepney and cryptography) would otherwise stay
+loaded in it all day (issue 14).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -24,11 +28,10 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-import keyring
-import keyring.errors
-from keyring.backend import KeyringBackend
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
 
 _log = logging.getLogger(__name__)
 
@@ -44,6 +47,32 @@ _CHUNKED = "v1#"  # head is `v1#<count>#<generation>`
 
 class TokenStoreError(Exception):
     """The credential store failed; the message says what to tell the user."""
+
+
+class SecretStore(Protocol):
+    """What a session needs of a store: `TokenStore`, `token_child.ChildTokenStore` (the same
+    in a child process) and `MemoryTokenStore`. The methods block: call them in a thread."""
+
+    @property
+    def available(self) -> bool:
+        """False when there is no usable store."""
+
+    def save(self, account: str, secret: str) -> None:
+        """Store `secret` under `account`; raise TokenStoreError."""
+
+    def load(self, account: str) -> str | None:
+        """The secret under `account`, or None; raise TokenStoreError."""
+
+    def delete(self, account: str) -> None:
+        """Remove `account`; raise TokenStoreError."""
+
+
+def store_message(action: str, service: str, account: str, where: str, reason: str) -> str:
+    """The TokenStoreError text: what could not be done, in which store, why."""
+    return (
+        f"Could not {action} the sign-in ({service}/{account}) in "
+        f"{where}: {reason}. Your session will not survive a restart."
+    )
 
 
 def _units(text: str) -> int:
@@ -89,6 +118,8 @@ class TokenStore:
     def backend(self) -> KeyringBackend:
         """The keyring backend in use (the platform's default unless one was given)."""
         if self._backend is None:
+            import keyring  # here, not at module import: see the module doc
+
             self._backend = keyring.get_keyring()
         return self._backend
 
@@ -176,6 +207,8 @@ class TokenStore:
 
     def delete(self, account: str) -> None:
         """Remove `account` and its chunks; no error if nothing is stored."""
+        from keyring.errors import PasswordDeleteError
+
         head = self._get(account, "delete")
         if head is None:
             return
@@ -183,7 +216,7 @@ class TokenStore:
             self._quiet_delete(name)
         try:
             self.backend.delete_password(self.service, account)
-        except keyring.errors.PasswordDeleteError:
+        except PasswordDeleteError:
             if self._get(account, "delete") is not None:
                 message = self._message("delete", account, "it is still there")
                 raise TokenStoreError(message) from None
@@ -211,10 +244,7 @@ class TokenStore:
             _log.debug("could not delete credential chunk %r: %s", name, _reason(exc))
 
     def _message(self, action: str, account: str, reason: str) -> str:
-        return (
-            f"Could not {action} the sign-in ({self.service}/{account}) in "
-            f"{self.description}: {reason}. Your session will not survive a restart."
-        )
+        return store_message(action, self.service, account, self.description, reason)
 
 
 def _chunk_name(account: str, gen: str, index: int) -> str:
@@ -340,6 +370,8 @@ class ProcessLock:
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
         """Hold the lock for the body; TimeoutError after `timeout_s` of someone else's turn."""
+        import asyncio  # here: the credential store child imports this module, not asyncio
+
         deadline = time.monotonic() + self.timeout_s
         while not self.try_acquire():
             if time.monotonic() > deadline:

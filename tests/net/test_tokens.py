@@ -291,3 +291,14 @@ def test_token_store_on_a_real_secret_service(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SECRET-SERVICE-OK" in result.stdout
+
+
+def test_importing_the_store_and_the_session_does_not_load_keyring() -> None:
+    """keyring (and its chain) is imported when a TokenStore first touches its backend: the
+    agent, which uses the store through a child process, never loads it (issue 14)."""
+    code = ("import sys, tapi_agent.net.auth; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('keyring', 'importlib_metadata', 'jaraco', 'jeepney', 'secretstorage')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
