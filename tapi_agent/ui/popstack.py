@@ -12,6 +12,13 @@ deleted (`deleteLater`): nothing Qt outlives the call's time on screen. A card p
 newer call is kept (at most `_POOL` of them) for the next call that needs one: a flood then
 builds no new native windows, which is most of a card's cost.
 
+The spare card: once a call's pop has closed, one card is built ahead on a quiet turn of the
+event loop (widgets, style, native window), so the next call only fills it in. It is not built
+at start-up: an agent that has not had a call yet holds no card and has not loaded the fonts
+(1.3 MiB of idle memory, issue 14). The first pop after start-up builds its own card instead,
+about 9 ms more (20 against 11 ms from event to paint, offscreen; BENCHMARKS.md); every later
+one finds the spare.
+
 Logging calls (`journal_mode`, the setting `calls.journal`): when a call the user answered ends
 and one contact matched, `auto` asks the app for a journal entry at once (`log_requested`, no
 prompt); `ask` (or `auto` with several matches) offers "Log call" on the pop, which then stays
@@ -119,8 +126,9 @@ class PopStack(QObject):
         self._dnd = False
         self._tray: Rect | None = None
         self._history_mark = 0
-        # One card built ahead (widgets, style, native window) while nothing rings, so a new
-        # call only fills it in: building a card is most of the time from event to paint.
+        # One card built ahead (widgets, style, native window) after a call, so the next call
+        # only fills it in: building a card is most of the time from event to paint. Not at
+        # start-up (see the module doc).
         self._spare: PopCard | None = None
         self._spare_pending = False
         self._pool: list[PopCard] = []
@@ -157,7 +165,6 @@ class PopStack(QObject):
             app.screenAdded.connect(self._on_screens_changed)
             app.screenRemoved.connect(self._on_screens_changed)
             app.primaryScreenChanged.connect(self._on_screens_changed)
-        self._prepare_spare()
 
     # -- properties ------------------------------------------------------------------------------
 
@@ -179,7 +186,8 @@ class PopStack(QObject):
 
     @property
     def spare_card(self) -> PopCard | None:
-        """The card built ahead for the next call (None until the event loop has had a turn)."""
+        """The card built ahead for the next call (None until a pop has closed and the event
+        loop has had a turn since)."""
         return self._spare
 
     @property
@@ -461,6 +469,11 @@ class PopStack(QObject):
 
     def _relayout(self) -> None:
         newest_first = self._sync_cards()
+        if not newest_first and not self._more.isVisible():
+            # Nothing to place (an idle agent whose tray moved, a screen plugged in): no text
+            # layout, so an agent that has had no call yet never loads the fonts.
+            self._clock_timer.stop()
+            return
         screen = self._target_screen()
         if screen is None:
             return

@@ -129,15 +129,37 @@ def test_an_idle_stack_runs_no_timers(qtbot: QtBot, make_stack: MakeStack) -> No
     assert not stack.tick_timer.isActive() and not stack.clock_timer.isActive()
 
 
-def test_a_card_built_ahead_while_idle_is_the_next_calls_pop(
+def test_no_card_is_built_before_the_first_call(qtbot: QtBot, make_stack: MakeStack) -> None:
+    """An agent that has had no call holds no card (issue 14: idle memory): the first call
+    builds its own, and nothing lays text out while nothing is shown."""
+    stack = make_stack()
+    stack.set_tray_geometry(QRect(1800, 1040, 24, 24))  # the tray docked: a relayout, idle
+    probe = make_stack()
+    probe.on_event(ev("in", "p1"))
+    probe.on_event(ev("end", "p1"))
+    probe.tick()  # closes p1 (fast timings): its spare comes on a later turn of the loop
+    qtbot.waitUntil(lambda: probe.spare_card is not None)  # the event loop has turned since
+    assert stack.spare_card is None
+    assert not stack.more_label.isVisible() and not stack.clock_timer.isActive()
+    stack.on_event(ev("in"))
+    card = stack.pops["c1"]
+    qtbot.waitUntil(lambda: card.painted)
+    assert card.isVisible() and card.title_label.text() == "07123 456789"
+
+
+def test_a_card_built_ahead_after_a_call_is_the_next_calls_pop(
     qtbot: QtBot, make_stack: MakeStack, log: pytest.LogCaptureFixture
 ) -> None:
     stack = make_stack()
     stack.set_negotiator_names({"RPT": "Rachel Taylor"})
+    stack.on_event(ev("in", "c0"))
+    first = stack.pops["c0"]
+    stack.dismiss("c0")
+    # The pop closed: the next card is built ahead on a later turn, once, with no timer left.
     qtbot.waitUntil(lambda: stack.spare_card is not None)
     spare = stack.spare_card
-    assert spare is not None and not spare.isVisible() and spare.testAttribute(
-        Qt.WidgetAttribute.WA_WState_Created)  # its native window exists already
+    assert spare is not None and spare is not first and not spare.isVisible()
+    assert spare.testAttribute(Qt.WidgetAttribute.WA_WState_Created)  # its native window
     assert not stack.pops  # built ahead, but not a pop
     stack.on_event(ev("in", hunt=True, caller="+447123456789"))
     card = stack.pops["c1"]
@@ -145,10 +167,9 @@ def test_a_card_built_ahead_while_idle_is_the_next_calls_pop(
     qtbot.waitUntil(lambda: card.painted)
     assert card.isVisible() and card.title_label.text() == "07123 456789"
     assert card.badge_label.isVisible()
-    assert [e["callId"] for e in events(log, "pop.shown")] == ["c1"]
+    assert [e["callId"] for e in events(log, "pop.shown")] == ["c1"]  # c0 closed unpainted
     stack.on_event(ev("ans", by="RPT", hunt=True))
     assert card.status_label.text() == "Answered by Rachel Taylor"
-    # The pop closes; the next card is built ahead on a later turn, once, with no timer left.
     qtbot.waitUntil(lambda: "c1" not in stack.pops and stack.spare_card is not None,
                     timeout=3000)
     assert stack.spare_card is not card
@@ -159,7 +180,6 @@ def test_a_second_call_while_the_first_rings_gets_a_card_of_its_own(
     qtbot: QtBot, make_stack: MakeStack
 ) -> None:
     stack = make_stack(call_settings=CallSettings())
-    qtbot.waitUntil(lambda: stack.spare_card is not None)
     stack.on_event(ev("in", "c1"))
     stack.on_event(ev("in", "c2", caller="01865 000100"))
     assert set(stack.pops) == {"c1", "c2"} and stack.pops["c1"] is not stack.pops["c2"]
@@ -169,10 +189,14 @@ def test_a_second_call_while_the_first_rings_gets_a_card_of_its_own(
 def test_no_card_is_built_ahead_after_the_pops_closed_for_good(
     qtbot: QtBot, make_stack: MakeStack
 ) -> None:
-    stack = make_stack()
+    stack = make_stack(call_settings=CallSettings())
+    stack.on_event(ev("in", "c1"))
     stack.close_all()
-    probe = make_stack()  # its own spare shows the event loop has turned since
-    qtbot.waitUntil(lambda: probe.spare_card is not None)
+    stack.dismiss("c1")  # a call ending after the quit asks for no card either
+    probe = make_stack()
+    probe.on_event(ev("in", "p1"))
+    probe.dismiss("p1")
+    qtbot.waitUntil(lambda: probe.spare_card is not None)  # the event loop has turned since
     assert stack.spare_card is None
 
 
