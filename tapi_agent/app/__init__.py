@@ -118,12 +118,18 @@ def load_app_settings(args: argparse.Namespace, paths: Paths) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `tapi-agent`."""
-    if list(sys.argv[1:] if argv is None else argv)[:1] == ["--verify-id-token"]:
+    first = list(sys.argv[1:] if argv is None else argv)[:1]
+    if first == ["--verify-id-token"]:
         # Hidden: the frozen app's ID token check child (net/id_token_child.py), before
         # argparse or Qt; it reads its request on stdin.
         from tapi_agent.net.id_token_child import main as verify_id_token_child
 
         return verify_id_token_child()
+    if first == ["--token-store"]:
+        # Hidden: the frozen app's credential store child (net/token_child.py), the same way.
+        from tapi_agent.net.token_child import main as token_store_child
+
+        return token_store_child()
     args = build_parser().parse_args(argv)
     paths = Paths.default()
     settings = load_app_settings(args, paths)

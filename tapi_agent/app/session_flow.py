@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from tapi_agent.config import Settings
 
 if TYPE_CHECKING:
     from tapi_agent.net.auth import Identity, Session
+    from tapi_agent.net.tokens import SecretStore
 
 log = logging.getLogger("tapi_agent.app")
 
@@ -35,10 +37,13 @@ class SessionFlow:
         """Restore the saved session or sign in; None (the user told why) when that failed."""
         from tapi_agent.config import redirect_ports
         from tapi_agent.net.auth import Session
-        from tapi_agent.net.tokens import MemoryTokenStore, TokenStore
+        from tapi_agent.net.token_child import ChildTokenStore
+        from tapi_agent.net.tokens import MemoryTokenStore
 
-        store: TokenStore | MemoryTokenStore = TokenStore()
-        if not store.available:
+        # The credential store in short-lived child processes: the agent never loads keyring
+        # (net/token_child.py, issue 14). The probe is a child too: not on the event loop.
+        store: SecretStore = ChildTokenStore()
+        if not await asyncio.to_thread(lambda: store.available):
             store = MemoryTokenStore()
             self._notice(
                 "No credential store",

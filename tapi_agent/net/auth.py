@@ -41,7 +41,7 @@ from tapi_agent.net.oidc import (
     unverified_kid,
 )
 from tapi_agent.net.session import SessionGone
-from tapi_agent.net.tokens import MemoryTokenStore, ProcessLock, TokenStore, TokenStoreError
+from tapi_agent.net.tokens import ProcessLock, SecretStore, TokenStoreError
 
 _log = logging.getLogger(__name__)
 
@@ -650,7 +650,7 @@ class Session:
     def __init__(
         self,
         connect: ReapitConnect,
-        store: TokenStore | MemoryTokenStore,
+        store: SecretStore,
         *,
         margin_s: float = 60.0,
         account: str | None = None,

@@ -13,13 +13,16 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tapi_agent.mock.server import MockServer
 from tests.app.test_agent_process import free_port
 from tests.app.test_single_instance_process import agent_env
 from tests.helpers import require_tool
+from tests.net.child_keyrings import FILE_ENV
 from tests.ui.xtray import x_display_with_tray
 
 __all__ = ["agent_env"]  # the fixture, re-used
@@ -101,3 +104,73 @@ def test_the_started_agent_has_not_loaded_zoneinfo(agent_env: dict[str, str]) ->
     report = _started_agent(agent_env)
     assert "tapi_agent.core.calls" in report["modules"]  # the pops' call book is built
     assert [m for m in report["modules"] if m.split(".")[0] in ("zoneinfo", "sysconfig")] == []
+
+
+SIGNED_IN = textwrap.dedent("""
+    import json, sys
+    from tapi_agent.app import agent as agent_module, main, session_flow
+
+    agents = []
+    started, opened = agent_module.Agent.start, session_flow.SessionFlow.sign_in
+
+    def start(self):
+        agents.append(self)
+        started(self)
+
+    async def sign_in(self, server):
+        session = await opened(self, server)
+        print("SIGNED-IN " + json.dumps({
+            "signedIn": session is not None and session.signed_in,
+            "modules": sorted(sys.modules),
+        }), flush=True)
+        agents[0].tray.quit_requested.emit()  # the menu's Quit (queued to the GUI thread)
+        return session
+
+    agent_module.Agent.start = start
+    session_flow.SessionFlow.sign_in = sign_in
+    sys.exit(main(sys.argv[1:]))
+""")
+
+KEYRING_CHAIN = ("keyring", "importlib_metadata", "jaraco", "jeepney", "secretstorage")
+
+
+def _signed_in_agent(env: dict[str, str], server: str) -> dict[str, Any]:
+    """Run the agent until its sign-in (a restore or through the browser) is done; what it
+    had loaded then."""
+    done = subprocess.run([sys.executable, "-c", SIGNED_IN, "--server", server], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("SIGNED-IN ")]
+    assert len(lines) == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(lines[0].removeprefix("SIGNED-IN "))
+    return report
+
+
+def test_the_agent_signs_in_and_restores_without_loading_keyring(
+    agent_env: dict[str, str], approving_mock: MockServer, tmp_path: Path,
+) -> None:
+    """The credential store is used through short-lived children (net/token_child.py): after
+    a sign-in that saved the session, and after a start that restored (loaded, refreshed and
+    saved) it, the agent has not loaded keyring or its chain (issue 14)."""
+    curl = require_tool("curl", "plays the system browser in the sign-in")
+    browser = tmp_path / "browser.sh"
+    runs = tmp_path / "browser-runs"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> "{runs}"\nexec {curl} -sS -L -o /dev/null "$1"\n',
+                       encoding="utf-8")
+    browser.chmod(0o755)
+    store = tmp_path / "keyring.json"
+    env = dict(agent_env, BROWSER=str(browser), TAPI_AGENT_AUTH_REDIRECT_PORT=str(free_port()),
+               PYTHON_KEYRING_BACKEND="tests.net.child_keyrings.FileKeyring",
+               **{FILE_ENV: str(store)})
+
+    signed_in = _signed_in_agent(env, approving_mock.base_url)
+    assert signed_in["signedIn"] and len(runs.read_text().splitlines()) == 1  # the browser
+    assert "tapi_agent.net.auth" in signed_in["modules"]
+    assert [m for m in signed_in["modules"] if m.split(".")[0] in KEYRING_CHAIN] == []
+    saved = json.loads(store.read_text())
+    assert [key for key in saved if key.startswith("TapiAgent/session ")]  # saved by a child
+
+    restored = _signed_in_agent(env, approving_mock.base_url)
+    assert restored["signedIn"] and len(runs.read_text().splitlines()) == 1  # no browser
+    assert [m for m in restored["modules"] if m.split(".")[0] in KEYRING_CHAIN] == []
+    assert json.loads(store.read_text()) != saved  # the refresh's rotated token, saved
