@@ -16,10 +16,13 @@ origin, until the tray embeds it in its panel).
   timer firing more than once a second shows up by name.
 - idle, the shipped process: the real `tapi-agent` console script (issue 14) beside them, signed
   in through the browser flow against its own `tapi-agent-mock serve --auto-approve JAS`
-  (`bench_shipped.Shipped`); its RSS, CPU and wake-ups over the same window.
+  (`bench_shipped.Shipped`), its session kept in a real Secret Service (`common.SecretService`);
+  its RSS, CPU and wake-ups over the same window.
 - idle, the stack's floor: `stack_floor.py`, the bare tray plus DESIGN.md's stack (asyncio
-  worker, TLS with the OS trust store, h11, websockets, keyring, phonenumbers, msgspec...)
-  used once each and no agent code: the least an agent on this stack can idle at.
+  worker, TLS with the OS trust store, h11, websockets, phonenumbers, msgspec...; keyring
+  runs in a child process since the seventh run) used once each and no agent code: the least
+  an agent on this stack can idle at.
+Every agent runs from bytecode compiled beforehand, as an install has it (`compile_bytecode`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ from common import (
     AgentProc,
     Backend,
     Desktop,
+    SecretService,
     child_env,
+    compile_bytecode,
     cpu_seconds,
     fmt,
     percentiles,
@@ -60,7 +65,7 @@ class ShippedStack:
         self.mock, self.agent = mock, agent
 
     @classmethod
-    async def start(cls, display: int) -> ShippedStack:
+    async def start(cls, display: int, store: SecretService) -> ShippedStack:
         port = free_port()
         mock = subprocess.Popen(
             [str(VENV_BIN / "tapi-agent-mock"), "serve", "--port", str(port),
@@ -72,7 +77,7 @@ class ShippedStack:
                 break
             await asyncio.sleep(0.1)
         profile = Path(tempfile.mkdtemp(prefix="bench-footprint-"))
-        agent = await Shipped.start(base, agent_env(profile, display))
+        agent = await Shipped.start(base, agent_env(profile, display, store))
         await agent.expect(lambda e: e.get("event") == "connection.state"
                            and e.get("state") == "connected", 60, "connected")
         return cls(mock, agent)
@@ -119,11 +124,6 @@ async def launch(kind: str, server: str, env: dict[str, str]) -> tuple[AgentProc
     t0 = time.time()
     script, extra = LAUNCH[kind]
     env = {**env, "BENCH_SERVER": server}
-    if kind == "stack-floor":
-        # The keyring the real command has in this benchmark (bench_shipped.agent_env): with
-        # none named, keyring resolves Linux's Secret Service backend, which loads
-        # cryptography and jeepney (+8 MiB) that Windows' Credential Manager backend does not.
-        env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
     proc = await AgentProc.start(server, "--tray", *extra, env=env, script=script)
     ev = await proc.wait_for("harness.tray_visible", timeout=60)
     return proc, (ev["t"] - t0) * 1000
@@ -138,7 +138,9 @@ def main_thread(idle: dict[str, Any]) -> str:
 
 
 async def run(rounds: int, idle_s: float) -> dict[str, Any]:
+    compile_bytecode()
     desktop = Desktop()
+    store = SecretService()
     backend = Backend.start()
     env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}")
     kinds = list(KINDS)
@@ -167,7 +169,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
         procs: dict[str, AgentProc] = {}
         for kind in ("bare", "agent", *IDLE_ONLY):
             procs[kind], _ = await launch(kind, backend.base_url, env)
-        shipped = await ShippedStack.start(desktop.display)
+        shipped = await ShippedStack.start(desktop.display, store)
         # Idle only: the agent with glibc limited to two malloc arenas (see the soak).
         procs["agent-arena2"], _ = await launch(
             "agent", backend.base_url, {**env, "MALLOC_ARENA_MAX": "2"})
@@ -210,6 +212,7 @@ async def run(rounds: int, idle_s: float) -> dict[str, Any]:
     finally:
         backend.stop()
         desktop.stop()
+        store.stop()
 
     timer_rates = {site: round(n / span, 3) for site, n in
                    sorted(timers.items(), key=lambda kv: -kv[1])}

@@ -6,8 +6,11 @@ Everything is the real thing (issue 14): the `tapi-agent` console script with it
 private Xvfb display with `trayer` (Qt's xcb platform), signed in through the browser flow
 (`curl` plays the browser, as in tests/app/test_agent_process.py) against
 `tapi-agent-mock serve --auto-approve JAS` on a free port, default settings (5 s linger, 60 s
-ring timeout, 3 stacked pops), its own profile directories. The provider posts with a
-`client_credentials` token. The agent's `--log-json -` lines are read from its stdout.
+ring timeout, 3 stacked pops), its own profile directories, its session kept in a real Secret
+Service (gnome-keyring on a private D-Bus session bus: `common.SecretService`; before the
+seventh run, keyring's failing backend, which made the agent show "No credential store"), its
+modules compiled to bytecode as an install has them (`common.compile_bytecode`). The provider
+posts with a `client_credentials` token. The agent's `--log-json -` lines are read from its stdout.
 
 - idle: the agent connected and at rest beside `bare_tray.py` (the bare PySide6 tray app) on the
   same display; RSS of both after 30 s.
@@ -49,6 +52,8 @@ from common import (
     ROOT,
     Desktop,
     RawHttp,
+    SecretService,
+    compile_bytecode,
     cpu_seconds,
     envelope,
     rss_kb,
@@ -147,8 +152,10 @@ class Shipped:
             await self.reader
 
 
-def agent_env(profile: Path, display: int) -> dict[str, str]:
-    """A user of its own (profile, single-instance name), signing in with curl as browser."""
+def agent_env(profile: Path, display: int, store: SecretService | None) -> dict[str, str]:
+    """A user of its own (profile, single-instance name), signing in with curl as browser,
+    keeping the session in `store` (None: keyring's failing backend, so the agent keeps it in
+    memory and says "No credential store", as the runs before the seventh did)."""
     user = f"bench{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAPI_AGENT_")}
     env.update(
@@ -157,8 +164,12 @@ def agent_env(profile: Path, display: int) -> dict[str, str]:
         XDG_DATA_HOME=str(profile / "data"), XDG_STATE_HOME=str(profile / "state"),
         XDG_CACHE_HOME=str(profile / "cache"), XDG_RUNTIME_DIR=str(profile / "run"),
         BROWSER="curl -sS -L -o /dev/null %s",
-        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
         TAPI_AGENT_AUTH_REDIRECT_PORT=str(free_port()), PYTHONUNBUFFERED="1")
+    env.pop("PYTHON_KEYRING_BACKEND", None)
+    if store is None:
+        env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    else:
+        env.update(store.env())
     (profile / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
     return env
 
@@ -187,7 +198,9 @@ async def settle_cpu(pid: int, quiet_s: float = 0.3, limit_s: float = 30.0) -> N
 
 async def run(calls: int, burst: int, idle_s: float, rest_s: float,
               after_burst_s: float, extra_env: dict[str, str]) -> dict[str, Any]:
+    compile_bytecode()
     desktop = Desktop()
+    store = SecretService()
     profile = Path(tempfile.mkdtemp(prefix="bench-shipped-"))
     port = free_port()
     mock = subprocess.Popen(
@@ -212,7 +225,8 @@ async def run(calls: int, burst: int, idle_s: float, rest_s: float,
             await asyncio.sleep(0.1)
         assert token is not None, "the mock did not start"
         posters = [RawHttp(base, token) for _ in range(10)]
-        agent = await Shipped.start(base, {**agent_env(profile, desktop.display), **extra_env})
+        agent = await Shipped.start(base, {**agent_env(profile, desktop.display, store),
+                                             **extra_env})
         await agent.expect(lambda e: e.get("event") == "connection.state"
                            and e.get("state") == "connected", 60, "connected")
         bare = await asyncio.create_subprocess_exec(
@@ -344,6 +358,7 @@ async def run(calls: int, burst: int, idle_s: float, rest_s: float,
         if mock.poll() is None:
             mock.kill()
         desktop.stop()
+        store.stop()
 
     out: dict[str, Any] = {
         "loadAverageAtStart": os.getloadavg()[0], "idle": idle, "soak": soak, "burst": bursts,

@@ -299,6 +299,76 @@ class Desktop:
                 p.wait()
 
 
+# ---------------------------------------------------------------------------- credential store
+
+
+class SecretService:
+    """A private D-Bus session bus with gnome-keyring's Secret Service on it, unlocked: the
+    working credential store a user has (Credential Manager on Windows), for the real
+    `tapi-agent` command. Without one the agent falls back to memory and shows its "No
+    credential store" notice at every start, which a user with a working store never sees (on
+    X11, Qt draws that notice itself: a balloon widget with its fonts, ~4 MiB that stay).
+    The agent reaches the store through a child process (`net/token_child.py`), so which
+    store it is does not change the agent's own memory."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        for tool in ("dbus-daemon", "gnome-keyring-daemon"):
+            if not shutil.which(tool):
+                raise SystemExit(f"{tool} is not installed (apt-get install dbus gnome-keyring)")
+        self.home = Path(tempfile.mkdtemp(prefix="bench-keyring-"))
+        self.bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--print-address=1",
+             f"--address=unix:path={self.home}/bus"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert self.bus.stdout is not None
+        self.address = self.bus.stdout.readline().strip()
+        if not self.address:
+            raise RuntimeError("dbus-daemon did not start")
+        env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": self.address, "HOME": str(self.home),
+               "XDG_DATA_HOME": str(self.home / "data"), "XDG_RUNTIME_DIR": str(self.home)}
+        # --unlock reads the login keyring's password from stdin, then the daemon goes to the
+        # background and lives as long as the bus.
+        subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets"],
+                       input="bench", env=env, text=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=30, check=True)
+        # Ready once it answers on the bus (it may still be registering its name).
+        check = ("import keyring.backends.SecretService as s; "
+                 "s.Keyring().get_password('TapiAgentBench', 'probe')")
+        deadline = time.monotonic() + 20
+        while subprocess.run([sys.executable, "-c", check], env=env, capture_output=True
+                             ).returncode != 0:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the Secret Service did not come up")
+            time.sleep(0.1)
+
+    def env(self) -> dict[str, str]:
+        """What a process needs to use this store (keyring picks the Secret Service itself)."""
+        return {"DBUS_SESSION_BUS_ADDRESS": self.address}
+
+    def stop(self) -> None:
+        if self.bus.poll() is None:
+            self.bus.terminate()
+            try:
+                self.bus.wait(10)
+            except subprocess.TimeoutExpired:
+                self.bus.kill()
+                self.bus.wait()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def compile_bytecode() -> None:
+    """Compile the agent's modules as an install does (a wheel install compiles them, the
+    frozen app ships bytecode): a source checkout run with PYTHONDONTWRITEBYTECODE (as this
+    machine kind sets) would otherwise compile every module at every start, which costs the
+    measured process ~1 MiB of RSS and start-up time no user pays."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "tapi_agent"), quiet=1)
+
+
 # ---------------------------------------------------------------------------- child processes
 
 
