@@ -58,9 +58,11 @@ def test_frozen_bundle_leaves_out_the_mock_and_its_dependencies(frozen_bundle: P
     # starts as `tapi-agent-cli --verify-id-token` (net/id_token_child.py)
     assert {"jwt", "cryptography"} <= tops
     assert not {m for m in modules if m.startswith("tapi_agent.mock")}
-    # ...while what the agent imports lazily (after parsing its command line) is in.
+    # ...while what the agent imports lazily (after parsing its command line) is in, and
+    # keyring for the credential store child (`tapi-agent-cli --token-store`, net/token_child.py)
     assert {"tapi_agent.app", "tapi_agent.config", "tapi_agent.net.tokens",
-            "tapi_agent.ui.tray", "keyring.backends.Windows", "truststore"} <= modules
+            "tapi_agent.net.token_child", "tapi_agent.ui.tray", "keyring.backends.Windows",
+            "keyring.backends.SecretService", "truststore"} <= modules
     internal = frozen_bundle / "_internal"
     assert not (internal / "fastapi").exists() and not (internal / "uvicorn").exists()
     assert (internal / "tapi_agent" / "resources" / "app-icon.ico").is_file()
@@ -123,15 +125,14 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
     env = _isolated_env(tmp_path)
     env.update({"BROWSER": str(browser), "QT_QPA_PLATFORM": "offscreen",
                 "DBUS_SESSION_BUS_ADDRESS": "disabled:",  # no keyring: the session stays in memory
-                # ...and no probing for one: Linux's Secret Service backend (secretstorage)
-                # imports cryptography itself, which Windows' Credential Manager does not
+                # ...as the frozen credential store child (`tapi-agent-cli --token-store`) finds
                 "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"})
     log = tmp_path / "events.jsonl"
     stderr = tmp_path / "stderr.txt"
     with stderr.open("wb") as err:
         agent = subprocess.Popen(
             [str(frozen_bundle / "tapi-agent"), "--server", approving_mock.base_url,
-             "--log-json", str(log)],
+             "--log-json", str(log), "--log-level", "DEBUG"],
             env=env, stdout=subprocess.DEVNULL, stderr=err)
     try:
         wait_until(lambda: agent.poll() is not None or _seen(log, "connection.state",
@@ -143,6 +144,11 @@ def test_frozen_agent_signs_in_by_itself_and_pops_an_incoming_call(
         # cryptography is never loaded into the agent (issue 14)
         maps = (Path("/proc") / str(agent.pid) / "maps").read_text()
         assert "pyside6" in maps.lower() and "cryptography" not in maps
+        # ...and the credential store asked by the frozen child, which answered: no store
+        probes = [e for e in _events(log) if e.get("logger") == "tapi_agent.net.token_child"]
+        assert any("probe in a child process" in str(e["message"])
+                   and "(exit 0)" in str(e["message"]) for e in probes), probes
+        assert not any("could not find out" in str(e["message"]) for e in probes), probes
 
         body = {
             "type": "telephony", "subType": "incomingCall", "products": ["AgencyCloud"],
