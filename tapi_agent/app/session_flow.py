@@ -42,14 +42,14 @@ class SessionFlow:
 
         # The credential store in short-lived child processes: the agent never loads keyring
         # (net/token_child.py, issue 14). The probe is a child too: not on the event loop.
-        store: SecretStore = ChildTokenStore()
-        if not await asyncio.to_thread(lambda: store.available):
+        child = ChildTokenStore()
+        store: SecretStore = child
+        if not await asyncio.to_thread(lambda: child.available):
             store = MemoryTokenStore()
-            self._notice(
-                "No credential store",
-                "No working credential store was found: you will have to sign in again after "
-                "a restart.",
-            )
+            why = (f"Could not ask the credential store: {child.probe_problem}."
+                   if child.probe_problem else "No working credential store was found.")
+            self._notice("No credential store",
+                         f"{why} You will have to sign in again after a restart.")
         session = Session(make_connect(self._settings, server), store,
                           process_lock=process_lock())
         self.session = session
