@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def child_command(module: str, flag: str) -> list[str]:
@@ -52,3 +53,11 @@ def last_line(stderr: bytes) -> str:
     caller takes its secrets out before showing it."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1] if lines else ""
+
+
+def run_child(serve: Callable[[BinaryIO, BinaryIO], int]) -> int:
+    """A child's entry point: `serve` on the process's stdin and stdout, or 3 when it has none
+    (a windowed executable started without pipes)."""
+    if sys.stdin is None or sys.stdout is None:
+        return 3
+    return serve(sys.stdin.buffer, sys.stdout.buffer)

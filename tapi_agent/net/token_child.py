@@ -307,9 +307,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
 
 def main() -> int:
     """Entry point of the child (`-m` here, `--token-store` in the frozen app)."""
-    if sys.stdin is None or sys.stdout is None:
-        return 3  # no stdio (a windowed executable started without pipes)
-    return serve(sys.stdin.buffer, sys.stdout.buffer)
+    return child_process.run_child(serve)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tapi_agent.mock.server import MockServer
-from tapi_agent.net import id_token_child
+from tapi_agent.net import id_token_child, token_child
 from tapi_agent.net.auth import ReapitConnect
-from tapi_agent.net.id_token_child import CHILD_FLAG, child_command, verify_in_child
+from tapi_agent.net.id_token_child import CHILD_FLAG, verify_in_child
 from tapi_agent.net.oidc import AuthError, AuthUnavailable, IdTokenError, ProviderMetadata
 from tests.app.test_single_instance_process import _command
 from tests.net.test_id_token import NONCE, _claims, _forgeries, _signed
@@ -79,15 +79,18 @@ def test_the_frozen_apps_hidden_argument_runs_the_same_check(mock_server: MockSe
     assert "usage" in help_text and CHILD_FLAG not in help_text
 
 
+@pytest.mark.parametrize("child", [id_token_child, token_child], ids=["id-token", "token-store"])
 def test_the_frozen_app_starts_its_console_twin(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
+                                                tmp_path: Path, child: Any) -> None:
+    """Both helpers (the ID token check, the credential store) start from the frozen app as its
+    console twin with their hidden argument (net/child_process.py)."""
     exe = tmp_path / "tapi-agent"
     exe.touch()
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "executable", str(exe))
-    assert child_command() == [str(exe), CHILD_FLAG]  # no twin: itself
+    assert child.child_command() == [str(exe), child.CHILD_FLAG]  # no twin: itself
     (tmp_path / "tapi-agent-cli").touch()
-    assert child_command() == [str(tmp_path / "tapi-agent-cli"), CHILD_FLAG]
+    assert child.child_command() == [str(tmp_path / "tapi-agent-cli"), child.CHILD_FLAG]
 
 
 @pytest.mark.parametrize(("code", "expected"), [

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tapi_agent.net import token_child
-from tapi_agent.net.token_child import CHILD_FLAG, ChildTokenStore, child_command
+from tapi_agent.net.token_child import CHILD_FLAG, ChildTokenStore
 from tapi_agent.net.tokens import TokenStore, TokenStoreError
 from tests.app.test_single_instance_process import _command
 from tests.helpers import require_tool
@@ -268,14 +268,3 @@ def test_the_frozen_apps_hidden_argument_runs_the_same_child() -> None:
     help_text = subprocess.run([*_command(), "--help"], capture_output=True, text=True,
                                timeout=60, check=True).stdout
     assert "usage" in help_text and CHILD_FLAG not in help_text
-
-
-def test_the_frozen_app_starts_its_console_twin(monkeypatch: pytest.MonkeyPatch,
-                                                tmp_path: Path) -> None:
-    exe = tmp_path / "tapi-agent"
-    exe.touch()
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "executable", str(exe))
-    assert child_command() == [str(exe), CHILD_FLAG]  # no twin: itself
-    (tmp_path / "tapi-agent-cli").touch()
-    assert child_command() == [str(tmp_path / "tapi-agent-cli"), CHILD_FLAG]
