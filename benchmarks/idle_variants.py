@@ -6,7 +6,10 @@ pairs of BENCHMARKS.md section 4 (seventh run).
 One private Xvfb display with `trayer`, one `tapi-agent-mock serve --auto-approve JAS`, the
 bare tray app (`bare_tray.py`) and one real `tapi-agent` per variant, each signed in through the
 browser flow with its own profile (`bench_shipped.agent_env`), all at the same time. After
-`--settle` seconds (default 15) it prints each one's RSS and its ratio to the bare app. The
+`--settle` seconds (default 15) it prints each one's RSS and its ratio to the bare app; with
+`--calls N`, each agent then takes N calls one after another (incomingCall, its pop painted,
+endedCall; callers as in `bench_shipped.py`), and 30 s after the last pop closed it prints
+them again: the agent at rest after calls. The
 first variant, `base`, is the command as it is; each argument adds one with those environment
 variables (e.g. `arena1:MALLOC_ARENA_MAX=1`). `FAILKR=1` in a variant gives it keyring's failing
 backend instead of the Secret Service the others share (`common.SecretService`). `--smaps`
@@ -25,8 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_shipped import VENV_BIN, Shipped, agent_env, free_port, provider_token
-from common import AgentProc, Desktop, SecretService, child_env, compile_bytecode, rss_kb
+from bench_shipped import VENV_BIN, Shipped, agent_env, caller, free_port, provider_token
+from common import (
+    AgentProc,
+    Desktop,
+    RawHttp,
+    SecretService,
+    child_env,
+    compile_bytecode,
+    envelope,
+    rss_kb,
+)
 
 
 def by_mapping(pid: int) -> dict[str, float]:
@@ -46,7 +58,24 @@ def by_mapping(pid: int) -> dict[str, float]:
     return {k: round(v / 1024, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-async def run(variants: list[tuple[str, dict[str, str]]], settle_s: float, smaps: bool) -> None:
+async def take_calls(agent: Shipped, poster: RawHttp, n: int, tag: str) -> None:
+    """`n` calls one after another; returns once every pop has closed."""
+    ids = [f"{tag}-{i:04d}" for i in range(n)]
+    for i, call_id in enumerate(ids):
+        shown = agent.expect(lambda e, c=call_id: e.get("event") == "pop.shown"
+                             and e.get("callId") == c, 30, f"pop.shown {call_id}")
+        for sub in ("incomingCall", "endedCall"):
+            status, body = await poster.post_json(
+                "/notifications", envelope(sub, call_id, ["JAS"], caller=caller(i)))
+            if status != 202:
+                raise RuntimeError(f"POST {sub} {call_id}: {status} {body[:200]!r}")
+            if sub == "incomingCall":
+                await shown
+    await agent.until(lambda: all(c in agent.closed for c in ids), 120, "every pop to close")
+
+
+async def run(variants: list[tuple[str, dict[str, str]]], settle_s: float, smaps: bool,
+              calls: int) -> None:
     compile_bytecode()
     desktop = Desktop()
     store = SecretService()
@@ -57,12 +86,14 @@ async def run(variants: list[tuple[str, dict[str, str]]], settle_s: float, smaps
     base = f"http://127.0.0.1:{port}"
     agents: dict[str, Shipped] = {}
     bare: AgentProc | None = None
+    poster: RawHttp | None = None
     try:
         for _ in range(100):
             with contextlib.suppress(Exception):
-                await provider_token(base)
+                poster = RawHttp(base, await provider_token(base))
                 break
             await asyncio.sleep(0.1)
+        assert poster is not None, "the mock did not start"
         env = child_env(QT_QPA_PLATFORM="xcb", DISPLAY=f":{desktop.display}")
         bare = await AgentProc.start(base, "--tray", env=env, script="bare_tray.py")
         await bare.wait_for("harness.tray_visible", timeout=60)
@@ -75,14 +106,15 @@ async def run(variants: list[tuple[str, dict[str, str]]], settle_s: float, smaps
             await agents[name].expect(lambda e: e.get("event") == "connection.state"
                                       and e.get("state") == "connected", 60, "connected")
         await asyncio.sleep(settle_s)
-        floor = rss_kb(bare.pid)
-        print(f"{'bare':12s} {floor / 1024:6.1f} MiB"
-              + (f"  {by_mapping(bare.pid)}" if smaps else ""))
-        for name, agent in agents.items():
-            rss = rss_kb(agent.pid)
-            print(f"{name:12s} {rss / 1024:6.1f} MiB  {rss / floor:.3f}x"
-                  + (f"  {by_mapping(agent.pid)}" if smaps else ""))
+        report(bare.pid, agents, smaps, "idle")
+        if calls:
+            for name, agent in agents.items():
+                await take_calls(agent, poster, calls, name)
+            await asyncio.sleep(30)
+            report(bare.pid, agents, smaps, f"after {calls} calls")
     finally:
+        if poster is not None:
+            await poster.close()
         for agent in agents.values():
             await agent.stop()
         if bare is not None:
@@ -93,17 +125,29 @@ async def run(variants: list[tuple[str, dict[str, str]]], settle_s: float, smaps
         desktop.stop()
 
 
+def report(bare: int, agents: dict[str, Shipped], smaps: bool, when: str) -> None:
+    floor = rss_kb(bare)
+    print(f"-- {when}")
+    print(f"{'bare':12s} {floor / 1024:6.1f} MiB" + (f"  {by_mapping(bare)}" if smaps else ""))
+    for name, agent in agents.items():
+        rss = rss_kb(agent.pid)
+        print(f"{name:12s} {rss / 1024:6.1f} MiB  {rss / floor:.3f}x"
+              + (f"  {by_mapping(agent.pid)}" if smaps else ""))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("variants", nargs="*", metavar="NAME:KEY=VALUE,...")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds before reading")
     parser.add_argument("--smaps", action="store_true", help="RSS by kind of mapping")
+    parser.add_argument("--calls", type=int, default=0,
+                        help="then N calls each, and the readings again 30 s after")
     args = parser.parse_args()
     variants: list[tuple[str, dict[str, str]]] = [("base", {})]
     for item in args.variants:
         name, _, pairs = item.partition(":")
         variants.append((name, dict(p.split("=", 1) for p in pairs.split(",") if p)))
-    asyncio.run(run(variants, args.settle, args.smaps))
+    asyncio.run(run(variants, args.settle, args.smaps, args.calls))
     return 0
 
 
