@@ -11,7 +11,9 @@ windowed executable may have no stdio), with `CREATE_NO_WINDOW` on Windows.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +55,20 @@ def last_line(stderr: bytes) -> str:
     caller takes its secrets out before showing it."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1] if lines else ""
+
+
+def redacted(text: str, secret: str | None) -> str:
+    """`text` from or about a child with the credential it was given taken out: whole, as it
+    reads inside JSON, and each token-like run of it, with and without its dots (a JWT's three
+    parts, a refresh token inside a session's JSON)."""
+    if not secret:
+        return text
+    parts = {secret, json.dumps(secret)[1:-1],
+             *re.split(r"[^A-Za-z0-9._~+/=-]+", secret), *re.split(r"[^A-Za-z0-9_~+/=-]+", secret)}
+    for part in sorted(parts, key=len, reverse=True):
+        if len(part) >= 8:
+            text = text.replace(part, "<redacted>")
+    return text
 
 
 def run_child(serve: Callable[[BinaryIO, BinaryIO], int]) -> int:

@@ -79,12 +79,7 @@ def child_command() -> list[str]:
 _child_env = child_process.child_env
 
 
-def _redacted(text: str, token: str) -> str:
-    """`text` from the child with the token (and each of its parts) taken out."""
-    for part in sorted({token, *token.split(".")}, key=len, reverse=True):
-        if len(part) >= 8:
-            text = text.replace(part, "<redacted>")
-    return text
+_redacted = child_process.redacted
 
 
 def _last_line(stderr: bytes, token: str) -> str:

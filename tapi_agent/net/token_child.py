@@ -53,7 +53,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 import sys
 import threading
 import time
@@ -88,16 +87,7 @@ class _ChildFailed(Exception):
     """The child gave no usable answer; the message says why (no secret in it)."""
 
 
-def _redacted(text: str, secret: str | None) -> str:
-    """`text` with the secret taken out: whole, as it reads inside JSON, and each token-like
-    run of it (a refresh token inside the session's JSON)."""
-    if not secret:
-        return text
-    parts = {secret, json.dumps(secret)[1:-1], *re.split(r"[^A-Za-z0-9._~+/=-]+", secret)}
-    for part in sorted(parts, key=len, reverse=True):
-        if len(part) >= 8:
-            text = text.replace(part, "<redacted>")
-    return text
+_redacted = child_process.redacted
 
 
 class ChildTokenStore:

@@ -15,7 +15,7 @@ builds no new native windows, which is most of a card's cost.
 The spare card: once a call's pop has closed, one card is built ahead on a quiet turn of the
 event loop (widgets, style, native window), so the next call only fills it in. It is not built
 at start-up: an agent that has not had a call yet holds no card and has not loaded the fonts
-(1.3 MiB of idle memory, issue 14). The first pop after start-up builds its own card instead,
+(1.4 MiB of idle memory, issue 14). The first pop after start-up builds its own card instead,
 about 9 ms more (20 against 11 ms from event to paint, offscreen; BENCHMARKS.md); every later
 one finds the spare.
 

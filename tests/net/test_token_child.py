@@ -22,9 +22,8 @@ from tapi_agent.net import token_child
 from tapi_agent.net.token_child import CHILD_FLAG, ChildTokenStore
 from tapi_agent.net.tokens import TokenStore, TokenStoreError
 from tests.app.test_single_instance_process import _command
-from tests.helpers import require_tool
 from tests.net.child_keyrings import FILE_ENV, FailingKeyring
-from tests.net.test_tokens import WAIT_FOR_SECRET_SERVICE
+from tests.net.test_tokens import WAIT_FOR_SECRET_SERVICE, run_on_a_secret_service
 
 ROOT = Path(__file__).resolve().parents[2]
 REFRESH_TOKEN = ("eyJjdHkiOiJKV1QiLCJlbmMiOiJBMjU2R0NNIn0." * 160)[:6000]
@@ -99,19 +98,7 @@ SECRET_SERVICE_DRIVER = WAIT_FOR_SECRET_SERVICE + textwrap.dedent("""
 
 
 def test_save_load_delete_through_the_child_on_a_real_secret_service(tmp_path: Path) -> None:
-    require_tool("dbus-run-session", "runs a private D-Bus session for gnome-keyring")
-    require_tool("gnome-keyring-daemon", "the Secret Service implementation")
-    driver = tmp_path / "driver.py"
-    driver.write_text(SECRET_SERVICE_DRIVER, encoding="utf-8")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home / ".local" / "share"),
-           "XDG_RUNTIME_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    env.pop("PYTHON_KEYRING_BACKEND", None)  # the Secret Service, as on a desktop
-    command = ("echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null; "
-               f"exec {sys.executable} {driver}")
-    done = subprocess.run(["dbus-run-session", "--", "sh", "-c", command], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = run_on_a_secret_service(tmp_path, SECRET_SERVICE_DRIVER, timeout=120)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stdout + done.stderr
     result = json.loads(lines[0].removeprefix("RESULT "))

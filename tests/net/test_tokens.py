@@ -267,11 +267,14 @@ SECRET_SERVICE_SCRIPT = WAIT_FOR_SECRET_SERVICE + textwrap.dedent("""
 """)
 
 
-def test_token_store_on_a_real_secret_service(tmp_path: Path) -> None:
+def run_on_a_secret_service(tmp_path: Path, script: str,
+                            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `script` (Python source) under `dbus-run-session` with gnome-keyring's Secret Service
+    on that private bus, its login keyring unlocked; keyring picks the Secret Service itself."""
     require_tool("dbus-run-session", "runs a private D-Bus session for gnome-keyring")
     require_tool("gnome-keyring-daemon", "the Secret Service implementation")
-    script = tmp_path / "script.py"
-    script.write_text(SECRET_SERVICE_SCRIPT, encoding="utf-8")
+    path = tmp_path / "script.py"
+    path.write_text(script, encoding="utf-8")
     home = tmp_path / "home"
     home.mkdir()
     env = {
@@ -281,14 +284,17 @@ def test_token_store_on_a_real_secret_service(tmp_path: Path) -> None:
         "XDG_RUNTIME_DIR": str(tmp_path),
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
+    env.pop("PYTHON_KEYRING_BACKEND", None)  # the Secret Service, as on a desktop
     command = (
         "echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null; "
-        f"exec {sys.executable} {script}"
+        f"exec {sys.executable} {path}"
     )
-    result = subprocess.run(
-        ["dbus-run-session", "--", "sh", "-c", command],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )
+    return subprocess.run(["dbus-run-session", "--", "sh", "-c", command], env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_token_store_on_a_real_secret_service(tmp_path: Path) -> None:
+    result = run_on_a_secret_service(tmp_path, SECRET_SERVICE_SCRIPT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SECRET-SERVICE-OK" in result.stdout
 
